@@ -1,0 +1,42 @@
+# edge: the two commands a new user needs are `make demo` and `make test`.
+# Both call `make setup`, which installs the apt packages and the venv idempotently.
+
+PY      := /usr/bin/python3
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PKGS := mosquitto mosquitto-clients socat python3-venv python3-gi \
+	gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-rtsp-server-1.0 \
+	gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp \
+	ffmpeg fonts-dejavu-core i2c-tools systemd
+STAMP_APT  := $(VENV)/.apt-$(shell echo $(APT_PKGS) | md5sum | cut -c1-8)
+STAMP_PIP  := $(VENV)/.pip-$(shell cat pyproject.toml constraints.txt 2>/dev/null | md5sum | cut -c1-8)
+
+.PHONY: setup demo test bench check-config clean
+setup: $(STAMP_APT) $(STAMP_PIP)
+
+$(STAMP_APT):
+	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing apt packages: $$missing"; \
+		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@[ -x $(VPY) ] || $(PY) -m venv --system-site-packages $(VENV)
+	@rm -f $(VENV)/.apt-*; touch $@
+
+$(STAMP_PIP): $(STAMP_APT)
+	$(VPY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
+	@rm -f $(VENV)/.pip-*; touch $@
+
+demo: setup
+	$(VENV)/bin/edge demo
+
+test: setup
+	$(VPY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	@for b in bench/*.py; do $(VPY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

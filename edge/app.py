@@ -1,0 +1,259 @@
+"""The supervisor: builds components from the config, runs them, keeps them running.
+
+- Components start in order (relays first, so every relay is in its safe state) and
+  ``READY=1`` goes to systemd only once they are all up.
+- A failed component is restarted with exponential backoff and jitter while the others keep
+  running; why it failed is logged and counted.
+- ``WATCHDOG=1`` is sent by the health task only while the event loop's lag stays under the
+  bound and no component is stalled; ``STATUS=`` carries a one-line health summary.
+- SIGTERM/SIGINT: ``STOPPING=1``, components stopped in reverse order (relays to safe state,
+  the store flushed last), exit within the stop budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from aiohttp import web
+
+from . import credentials as credentials_mod
+from .auth import HttpAuth
+from .bus import Bus
+from .component import Component, Health
+from .config import Config
+from .metrics import Metrics
+from .notify import Notifier
+
+log = logging.getLogger("edge.app")
+
+STOP_BUDGET_S = 4.5
+STABLE_RUN_S = 60.0  # a component that ran this long gets its backoff reset
+
+
+class CredentialsHolder:
+    """The device credentials, re-read on rotation so every surface switches at once."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self.current, self.created = credentials_mod.load_or_create(data_dir)
+        self.listeners: list[Callable[[credentials_mod.Credentials], None]] = []
+
+    def get(self) -> credentials_mod.Credentials:
+        return self.current
+
+    def rotate(self) -> credentials_mod.Credentials:
+        self.current = credentials_mod.rotate(self.data_dir)
+        for cb in self.listeners:
+            cb(self.current)
+        return self.current
+
+    def reload(self) -> credentials_mod.Credentials:
+        fresh = credentials_mod.load(self.data_dir)
+        if fresh is not None and fresh != self.current:
+            self.current = fresh
+            for cb in self.listeners:
+                cb(self.current)
+        return self.current
+
+
+@dataclass
+class Context:
+    """What every component is built from."""
+
+    config: Config
+    data_dir: Path
+    bus: Bus
+    metrics: Metrics
+    credentials: CredentialsHolder
+    auth: HttpAuth
+    web: web.Application
+    simulated: bool = False
+    config_path: Path | None = None
+    store: Any = None  # edge.store.Store once started
+    extras: dict[str, Any] = field(default_factory=dict)  # components find each other here
+
+
+@dataclass
+class _Slot:
+    component: Component
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    first_attempt_done: asyncio.Event = field(default_factory=asyncio.Event)
+    running: bool = False
+    restarts: int = 0
+    last_error: str = ""
+    task: asyncio.Task[None] | None = None
+
+
+class Supervisor:
+    def __init__(self, ctx: Context, components: list[Component], notifier: Notifier | None = None):
+        self.ctx = ctx
+        self.slots = [_Slot(c) for c in components]
+        self.notifier = notifier or Notifier()
+        self.stop_event = asyncio.Event()
+        self.ready = False
+        self.max_lag_s = 0.0
+        self.last_lag_s = 0.0
+        self.last_status = ""
+        self.watchdog_pings = 0
+        self.watchdog_withheld = ""
+        cfg = ctx.config.service
+        self.lag_bound_s = cfg.loop_lag_max_ms / 1000
+        self.backoff_initial = cfg.restart_backoff_initial_s
+        self.backoff_max = cfg.restart_backoff_max_s
+        self.started_at = time.time()
+
+    # ---- lifecycle of one component -------------------------------------------------
+    async def _lifecycle(self, slot: _Slot) -> None:
+        comp = slot.component
+        backoff = self.backoff_initial
+        while not self.stop_event.is_set():
+            began = time.monotonic()
+            try:
+                await comp.start()
+                slot.running = True
+                slot.started.set()
+                slot.first_attempt_done.set()
+                comp.beat()
+                self.ctx.metrics.component_up.labels(comp.name).set(1)
+                await comp.run()
+                raise RuntimeError("run() returned")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a component failure must never kill the others
+                slot.running = False
+                slot.first_attempt_done.set()
+                self.ctx.metrics.component_up.labels(comp.name).set(0)
+                if self.stop_event.is_set():
+                    return
+                if time.monotonic() - began > STABLE_RUN_S:
+                    backoff = self.backoff_initial
+                slot.restarts += 1
+                slot.last_error = f"{type(exc).__name__}: {exc}"
+                self.ctx.metrics.component_restarts.labels(comp.name).inc()
+                delay = backoff * random.uniform(0.5, 1.0)
+                log.error("component %s failed (%s); restart %d in %.1f s", comp.name, slot.last_error, slot.restarts, delay,
+                          exc_info=log.isEnabledFor(logging.DEBUG))
+                backoff = min(backoff * 2, self.backoff_max)
+                try:
+                    await asyncio.wait_for(self.stop_event.wait(), delay)
+                    return
+                except TimeoutError:
+                    pass
+
+    # ---- health, watchdog, status ---------------------------------------------------
+    def health_summary(self) -> tuple[bool, str]:
+        problems = []
+        for slot in self.slots:
+            c = slot.component
+            if not slot.running:
+                problems.append(f"{c.name}: down ({slot.last_error or 'starting'})")
+                continue
+            h: Health = c.health()
+            if not h.ok:
+                problems.append(f"{c.name}: {h.detail}")
+        if problems:
+            return False, "degraded: " + "; ".join(problems)
+        return True, f"ok: {len(self.slots)} components up"
+
+    def _stalled(self) -> list[str]:
+        return [f"{s.component.name} stalled {s.component.stalled_for():.1f}s" for s in self.slots if s.component.stalled_for() > 0]
+
+    async def _lag_monitor(self, tick: float = 0.1) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            t0 = loop.time()
+            await asyncio.sleep(tick)
+            lag = max(0.0, loop.time() - t0 - tick)
+            self.last_lag_s = lag
+            self.max_lag_s = max(self.max_lag_s, lag)
+            self.ctx.metrics.loop_lag.set(lag)
+
+    async def _health_task(self) -> None:
+        interval = Notifier.watchdog_interval() or 1.0
+        while True:
+            await asyncio.sleep(interval)
+            window_lag, self.max_lag_s = self.max_lag_s, 0.0
+            stalled = self._stalled()
+            ok, summary = self.health_summary()
+            m = self.ctx.metrics
+            m.bus_published.set(self.ctx.bus.published)
+            m.bus_drops.set(self.ctx.bus.dropped)
+            if window_lag > self.lag_bound_s:
+                self.watchdog_withheld = f"watchdog withheld: event loop lag {window_lag * 1000:.0f} ms > {self.lag_bound_s * 1000:.0f} ms"
+            elif stalled:
+                self.watchdog_withheld = "watchdog withheld: " + ", ".join(stalled)
+            else:
+                self.watchdog_withheld = ""
+            status = self.watchdog_withheld or summary
+            if status != self.last_status:
+                (log.warning if self.watchdog_withheld or not ok else log.info)("status: %s", status)
+                self.notifier.status(status)
+                self.last_status = status
+            if not self.watchdog_withheld:
+                self.notifier.watchdog()
+                self.watchdog_pings += 1
+
+    # ---- whole service --------------------------------------------------------------
+    def request_stop(self) -> None:
+        self.stop_event.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.ctx.bus.bind_loop(loop)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self.request_stop)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread (tests)
+        aux: list[asyncio.Task[None]] = [
+            asyncio.create_task(self._lag_monitor(), name="lag-monitor"),
+        ]
+        try:
+            for slot in self.slots:
+                slot.task = asyncio.create_task(self._lifecycle(slot), name=f"component:{slot.component.name}")
+                # in order: the next component starts once this one has tried (relays first)
+                waiter = slot.started if slot.component.critical else slot.first_attempt_done
+                stop_wait = asyncio.ensure_future(self.stop_event.wait())
+                done_wait = asyncio.ensure_future(waiter.wait())
+                await asyncio.wait({stop_wait, done_wait}, return_when=asyncio.FIRST_COMPLETED)
+                stop_wait.cancel()
+                done_wait.cancel()
+                if self.stop_event.is_set():
+                    break
+            if not self.stop_event.is_set():
+                ok, summary = self.health_summary()
+                self.ready = True
+                self.ctx.metrics.ready.set(1)
+                self.notifier.ready(summary)
+                self.last_status = summary
+                log.info("READY: %s", summary)
+                aux.append(asyncio.create_task(self._health_task(), name="health"))
+                await self.stop_event.wait()
+        finally:
+            await self._shutdown(aux)
+
+    async def _shutdown(self, aux: list[asyncio.Task[None]]) -> None:
+        self.notifier.stopping()
+        log.info("stopping")
+        deadline = time.monotonic() + STOP_BUDGET_S
+        for slot in self.slots:
+            if slot.task is not None:
+                slot.task.cancel()
+        await asyncio.gather(*(s.task for s in self.slots if s.task is not None), return_exceptions=True)
+        for slot in reversed(self.slots):
+            remaining = max(0.2, deadline - time.monotonic())
+            try:
+                await asyncio.wait_for(slot.component.stop(), remaining)
+            except Exception as exc:  # noqa: BLE001
+                log.error("stopping %s failed: %s", slot.component.name, exc)
+        for t in aux:
+            t.cancel()
+        await asyncio.gather(*aux, return_exceptions=True)
+        log.info("stopped")

@@ -1,0 +1,98 @@
+"""The `edge` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from . import config as config_mod
+from . import credentials as credentials_mod
+from . import paths
+
+data_dir_option = click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="data directory (default: $EDGE_DATA_DIR, else /var/lib/edge)",
+)
+
+
+def _load_config(path: Path) -> config_mod.Config:
+    try:
+        return config_mod.load(path)
+    except config_mod.ConfigError as exc:
+        for line in exc.problems:
+            click.echo(line, err=True)
+        raise SystemExit(2) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """edge: sensor events in, relay pulses out, the dashboard as a camera."""
+
+
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=paths.DEFAULT_CONFIG,
+              show_default=True)
+@data_dir_option
+@click.option("--simulated", is_flag=True, help="use the simulated twin of every hardware driver")
+def run(config_path: Path, data_dir: Path | None, simulated: bool) -> None:
+    """Run the service (systemd starts this)."""
+    from .service import main_run
+
+    cfg = _load_config(config_path)
+    sys.exit(main_run(cfg, paths.data_dir(data_dir), simulated=simulated, config_path=config_path))
+
+
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=paths.DEMO_CONFIG,
+              show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("var"), show_default=True)
+def demo(config_path: Path, data_dir: Path) -> None:
+    """Run the appliance on this machine with simulated hardware and its own MQTT broker."""
+    from .demo_runner import run_demo
+
+    cfg = _load_config(config_path)
+    sys.exit(run_demo(cfg, data_dir, config_path))
+
+
+@cli.command("check-config")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def check_config(path: Path) -> None:
+    """Validate a config file; print every problem with its key path and line."""
+    _load_config(path)
+    click.echo(f"{path}: ok")
+
+
+@cli.group(invoke_without_command=True)
+@data_dir_option
+@click.pass_context
+def credentials(ctx: click.Context, data_dir: Path | None) -> None:
+    """Print the device credentials (creating them on first use)."""
+    ctx.obj = paths.data_dir(data_dir)
+    if ctx.invoked_subcommand is None:
+        try:
+            creds, _ = credentials_mod.load_or_create(ctx.obj)
+        except PermissionError as exc:
+            raise click.ClickException(f"cannot read credentials in {ctx.obj}: {exc.strerror} (run as the edge user or root)")
+        click.echo(f"user: {creds.user}")
+        click.echo(f"password: {creds.password}")
+        click.echo(f"serial: {creds.serial}")
+        click.echo(f"uuid: {creds.device_uuid}")
+
+
+@credentials.command("rotate")
+@click.pass_obj
+def credentials_rotate(data_dir: Path) -> None:
+    """Generate a new password (the running service switches to it at once)."""
+    creds = credentials_mod.rotate(data_dir)
+    click.echo(f"user: {creds.user}")
+    click.echo(f"password: {creds.password}")
+
+
+def main() -> None:
+    cli(prog_name="edge")
+
+
+if __name__ == "__main__":
+    main()

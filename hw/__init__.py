@@ -1,0 +1,1 @@
+"""Hardware drivers, each behind a small interface with a simulated twin."""
