@@ -52,11 +52,15 @@ class ServiceConfig(Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+from .onvif.config import OnvifConfig  # noqa: E402 - after Section: the section modules import it
+
+
 class Config(Section):
     site: SiteConfig = SiteConfig()
     service: ServiceConfig = ServiceConfig()
     store: StoreConfig = StoreConfig()
     web: WebConfig = WebConfig()
+    onvif: OnvifConfig = OnvifConfig()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Config":
