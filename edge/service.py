@@ -50,6 +50,10 @@ def build_components(ctx: Context, supervisor_ref) -> list[Component]:
     from .store.component import StoreComponent
 
     comps: list[Component] = [StoreComponent(ctx)]
+    if ctx.config.onvif.enabled:
+        from .onvif.component import OnvifComponent
+
+        comps.append(OnvifComponent(ctx, supervisor_ref))
     comps.append(WebComponent(ctx, supervisor_ref))
     return comps
 

@@ -103,6 +103,8 @@ async def run_service_from_toml(toml_text: str, data_dir: Path, *, simulated: bo
     from edge.app import Supervisor
     from edge.service import build_components, build_context
 
+    if "[onvif]" not in toml_text:  # never the fixed udp/3702 in tests
+        toml_text += "\n[onvif]\ndiscovery = false\n"
     if "[web]" not in toml_text:
         toml_text += f"\n[web]\nhost = \"127.0.0.1\"\nport = {free_port()}\n"
     cfg_path = Path(data_dir) / "edge.toml"

@@ -1,0 +1,120 @@
+"""What the ONVIF services share: paths, addresses, scopes, and the ways to reach the rest of
+edge (relays, video, sensors) through ``ctx.extras`` and the config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+from urllib.parse import quote
+
+from .. import __version__ as edge_version
+from .soap import SoapRequest
+
+DEVICE_PATH = "/onvif/device_service"
+MEDIA_PATH = "/onvif/media_service"
+EVENTS_PATH = "/onvif/events_service"
+DEVICEIO_PATH = "/onvif/deviceio_service"
+PULLPOINT_PATH = "/onvif/pullpoint"
+PATHS = (DEVICE_PATH, MEDIA_PATH, EVENTS_PATH, DEVICEIO_PATH, PULLPOINT_PATH)
+
+SCOPE_BASE = "onvif://www.onvif.org/"
+
+
+def scope_value(text: str) -> str:
+    """A scope path segment: no spaces, no slashes, percent-encoded."""
+    return quote(text.strip(), safe="-_.~")
+
+
+@dataclass
+class RelaySettings:
+    mode: str  # "Monostable" | "Bistable"
+    delay_s: float
+    idle: str  # "open" | "closed"
+
+
+class Core:
+    def __init__(self, ctx: Any, supervisor_ref: Callable[[], Any] | None = None):
+        self.ctx = ctx
+        self.cfg = ctx.config.onvif
+        self.supervisor_ref = supervisor_ref or (lambda: None)
+        self.relay_settings: dict[str, RelaySettings] = {}
+        self.discoverable = self.cfg.discovery
+        self.events: Any = None  # events.EventHub, set by the component
+        self.version = edge_version
+
+    # ---- addresses ------------------------------------------------------------------
+    def xaddr(self, req: SoapRequest, path: str) -> str:
+        return f"http://{req.host}{path}"
+
+    def device_xaddr_on(self, ip: str) -> str:
+        port = self.ctx.config.web.port
+        host = f"[{ip}]" if ":" in ip else ip
+        return f"http://{host}{'' if port == 80 else f':{port}'}{DEVICE_PATH}"
+
+    # ---- identity -------------------------------------------------------------------
+    def name(self) -> str:
+        return self.cfg.name or self.ctx.config.site.name
+
+    def location(self) -> str:
+        return self.cfg.location if self.cfg.location is not None else self.ctx.config.site.location
+
+    def scopes(self) -> list[str]:
+        s = [
+            SCOPE_BASE + "type/video_encoder",
+            SCOPE_BASE + "type/NetworkVideoTransmitter",
+            SCOPE_BASE + "Profile/Streaming",
+            SCOPE_BASE + "name/" + scope_value(self.name()),
+            SCOPE_BASE + "hardware/" + scope_value(self.cfg.hardware),
+        ]
+        loc = self.location()
+        if loc:
+            s.append(SCOPE_BASE + "location/" + scope_value(loc))
+        s.extend(self.cfg.extra_scopes)
+        return s
+
+    def fixed_scopes(self) -> set[str]:
+        return set(self.scopes()) - set(self.cfg.extra_scopes)
+
+    # ---- the rest of edge -----------------------------------------------------------
+    @property
+    def relays(self) -> Any:
+        return self.ctx.extras.get("relays")
+
+    @property
+    def video(self) -> Any:
+        return self.ctx.extras.get("video")
+
+    def sensors(self) -> list[Any]:
+        return list(getattr(self.ctx.config, "sensors", None) or [])
+
+    def sensor_kind(self, sensor_id: str) -> str:
+        for s in self.sensors():
+            if getattr(s, "id", None) == sensor_id:
+                return str(getattr(s, "kind", ""))
+        return ""
+
+    def relay_names(self) -> list[str]:
+        r = self.relays
+        if r is None:
+            return []
+        try:
+            return list(r.names())
+        except Exception:  # noqa: BLE001
+            return []
+
+    def relay_info(self) -> list[Any]:
+        r = self.relays
+        if r is None:
+            return []
+        try:
+            return list(r.describe())
+        except Exception:  # noqa: BLE001
+            return []
+
+    def settings_for(self, name: str, info: Any = None) -> RelaySettings:
+        s = self.relay_settings.get(name)
+        if s is None:
+            mode = str(getattr(info, "mode", "") or "").lower()
+            bistable = mode in ("latch", "follow", "bistable", "toggle")
+            s = RelaySettings("Bistable" if bistable else "Monostable", 0.0 if bistable else 1.0, "open")
+        return s
