@@ -259,7 +259,10 @@ class Dispatcher:
             return fault
         self.stats["auth_failures"] += 1
         delay = self.brake.failed(addr)
-        log.warning("ONVIF %s from %s refused: %s", req.op[1], addr, problem)
+        n = self.brake.failures(addr)
+        # a flood of bad logins must not flood the journal too
+        (log.warning if n <= self.brake.free + 3 or n % 100 == 0 else log.debug)(
+            "ONVIF %s from %s refused (%d failures): %s", req.op[1], addr, n, problem)
         if delay > 0:
             waiting = self.brake.waiting.get(addr, 0)
             if waiting >= self.brake.max_waiting:
