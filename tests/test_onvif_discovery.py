@@ -228,3 +228,37 @@ async def test_discovery_can_be_switched_off(service_factory):
         # and the port is free: nothing of ours holds it
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.bind(("", udp))
+
+
+def ws_discover(port: int, scope: str, timeout: float = 2.0) -> list:
+    """Home Assistant's discovery: WSDiscovery's threaded client, probing by scope."""
+    from wsdiscovery.discovery import ThreadedWSDiscovery
+    from wsdiscovery.scope import Scope
+
+    wsd = ThreadedWSDiscovery()
+    wsd.start()
+    try:
+        return wsd.searchServices(scopes=[Scope(scope)], timeout=timeout)
+    finally:
+        wsd.stop()
+
+
+async def test_wsdiscovery_client_finds_it_by_the_streaming_scope(service_factory, monkeypatch):
+    itf = multicast_interface()
+    if itf is None:
+        pytest.skip("no up, multicast-capable non-loopback IPv4 interface here for WS-Discovery multicast")
+    import wsdiscovery.threaded
+
+    udp, web = free_port(socket.SOCK_DGRAM), free_port()
+    # the client multicasts to (and listens on) its module's port: point it at ours, not 3702
+    monkeypatch.setattr(wsdiscovery.threaded, "MULTICAST_PORT", udp)
+    async with service_factory(config(udp, web)) as svc:
+        found = await asyncio.to_thread(ws_discover, udp, "onvif://www.onvif.org/Profile/Streaming")
+        ours = [x for x in found if x.getEPR() == f"urn:uuid:{svc.ctx.credentials.get().device_uuid}"]
+        assert len(ours) == 1, [x.getEPR() for x in found]
+        assert ours[0].getXAddrs() == [f"http://{itf.ipv4}:{web}/onvif/device_service"]
+        scopes = [str(x) for x in ours[0].getScopes()]
+        assert "onvif://www.onvif.org/name/Demo site" in scopes  # the client unquotes %20
+        # a scope we do not have finds nothing
+        none = await asyncio.to_thread(ws_discover, udp, "onvif://www.onvif.org/Profile/G", 1.0)
+        assert not [x for x in none if x.getEPR() == ours[0].getEPR()]
