@@ -105,8 +105,12 @@ class OnvifComponent(Component):
             self._export_metrics()
             if self.discovery is not None and loop.time() >= next_scan:
                 next_scan = loop.time() + INTERFACE_RESCAN_S
-                try:
-                    await asyncio.to_thread(self.discovery.refresh_interfaces)
+                try:  # a few ioctls: cheap enough for the loop
+                    self.discovery.refresh_interfaces()
+                    if any(not i.loopback for i in self.discovery.new_interfaces):
+                        log.info("WS-Discovery: new interface(s) %s: Hello",
+                                 ", ".join(i.name for i in self.discovery.new_interfaces))
+                        self.discovery.send_hello()
                 except Exception as exc:  # noqa: BLE001
                     log.debug("interface rescan failed: %s", exc)
 

@@ -116,5 +116,7 @@ class Core:
         if s is None:
             mode = str(getattr(info, "mode", "") or "").lower()
             bistable = mode in ("latch", "follow", "bistable", "toggle")
-            s = RelaySettings("Bistable" if bistable else "Monostable", 0.0 if bistable else 1.0, "open")
+            pulse_ms = getattr(info, "pulse_ms", 0) or 0
+            delay = 0.0 if bistable else (pulse_ms / 1000 if pulse_ms > 0 else 1.0)
+            s = RelaySettings("Bistable" if bistable else "Monostable", delay, "open")
         return s

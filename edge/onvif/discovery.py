@@ -92,6 +92,7 @@ class Discovery:
         self._bucket = float(MAX_ANSWERS_PER_S)
         self._bucket_t = time.monotonic()
         self._pending: set[asyncio.TimerHandle] = set()
+        self.new_interfaces: list[netinfo.Interface] = []
         self.stats = {"received": 0, "probes": 0, "answered": 0, "duplicates": 0, "bad": 0, "rate_limited": 0}
 
     # ---- socket ---------------------------------------------------------------------
@@ -120,6 +121,7 @@ class Discovery:
         if self.sock is None:
             return []
         itfs = [i for i in netinfo.interfaces() if i.up and (i.multicast or i.loopback)]
+        self.new_interfaces = [i for i in itfs if i.ipv4 not in self._joined]
         for itf in itfs:
             if itf.ipv4 in self._joined:
                 continue
