@@ -142,8 +142,17 @@ class Dispatcher:
     def _content_type(version: str) -> str:
         return "application/soap+xml; charset=utf-8" if version == ns.S12 else "text/xml; charset=utf-8"
 
-    def envelope(self, version: str, payload: Any) -> bytes:
+    def envelope(self, version: str, payload: Any, request_header: etree._Element | None = None) -> bytes:
         root = etree.Element(f"{{{version}}}Envelope", nsmap={"SOAP-ENV": version})
+        wsa = ns.NS["wsa"]
+        action = request_header.findtext(f"{{{wsa}}}Action") if request_header is not None else None
+        if action and action.strip().endswith("Request") and len(action) < 512:
+            # WS-Addressing in, WS-Addressing out (the events operations): Action + RelatesTo
+            header = etree.SubElement(root, f"{{{version}}}Header")
+            header.append(E("wsa:Action", action.strip()[: -len("Request")] + "Response"))
+            mid = request_header.findtext(f"{{{wsa}}}MessageID")
+            if mid and len(mid) < 512:
+                header.append(E("wsa:RelatesTo", mid.strip()))
         body = etree.SubElement(root, f"{{{version}}}Body")
         if payload is not None:
             for el in payload if isinstance(payload, (list, tuple)) else (payload,):
@@ -229,7 +238,7 @@ class Dispatcher:
             self.stats["internal_errors"] += 1
             log.exception("ONVIF %s failed", op[1])
             return self._fault(version, receiver(f"{op[1]} failed inside the device (see its log)"))
-        return SoapResponse(200, self.envelope(version, payload), self._content_type(version))
+        return SoapResponse(200, self.envelope(version, payload, header), self._content_type(version))
 
     async def _authenticate(self, req: SoapRequest) -> SoapFault | None:
         creds = self.get_credentials()
