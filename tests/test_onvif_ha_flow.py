@@ -23,12 +23,20 @@ import pytest
 from .peers import free_port
 from .test_onvif_discovery import multicast_interface, ws_discover
 
+
+def have(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # the parent package is not there either
+        return False
+
+
 NEEDED = {
     "video (ctx.extras['video'], branch video)": "edge.video.component",
     "relays (ctx.extras['relays'], branch relays)": "edge.relays",
     "sensors/rules (branch sensors)": "edge.rules",
 }
-MISSING = [what for what, mod in NEEDED.items() if importlib.util.find_spec(mod) is None]
+MISSING = [what for what, mod in NEEDED.items() if not have(mod)]
 FFPROBE = shutil.which("ffprobe")
 
 pytestmark = pytest.mark.skipif(bool(MISSING), reason="the HA flow needs what has not landed on main yet: "

@@ -18,6 +18,14 @@ from edge.onvif.soap import HttpInfo
 
 from . import onvif_soap as s
 
+
+def have(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # the parent package is not there either
+        return False
+
+
 XS = "http://www.w3.org/2001/XMLSchema"
 WSNT = "http://docs.oasis-open.org/wsn/b-2"
 
@@ -79,10 +87,10 @@ def params(ns: str, op: str, profile: str | None, relay: str | None) -> str | No
 def extra_config() -> str:
     """Relays and video when they exist on this branch, so their operations get validated too."""
     toml = ""
-    if importlib.util.find_spec("edge.relays") is not None:
+    if have("edge.relays"):
         toml += ('[relays.boards.main]\ntype = "simulated"\nprofile = "waveshare-8"\nport = 0\n'
                  '[relays.channels.door]\nboard = "main"\nchannel = 1\nmode = "pulse"\npulse_ms = 500\n')
-    if importlib.util.find_spec("edge.video.component") is not None:
+    if have("edge.video.component"):
         toml += '[video]\nrtsp_host = "127.0.0.1"\nrtsp_port = 0\nwidth = 640\nheight = 360\n'
     return toml
 
