@@ -35,6 +35,7 @@ from .security import AuthFailed, FailureBrake, UsernameTokenVerifier, find_secu
 log = logging.getLogger("edge.onvif.soap")
 
 PUBLIC_OPS = frozenset({"GetSystemDateAndTime", "GetCapabilities", "GetServices", "GetServiceCapabilities"})
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]{1,253})(:\d{1,5})?$")
 
 
@@ -175,11 +176,11 @@ class Dispatcher:
             reason = etree.SubElement(f, f"{{{env}}}Reason")
             t = etree.SubElement(reason, f"{{{env}}}Text")
             t.set("{http://www.w3.org/XML/1998/namespace}lang", "en")
-            t.text = fault.reason
+            t.text = _NOT_XML.sub("?", fault.reason)
         else:
             code = "Client" if fault.code == "Sender" else "Server"
             etree.SubElement(f, "faultcode").text = f"SOAP-ENV:{code}"
-            etree.SubElement(f, "faultstring").text = fault.reason
+            etree.SubElement(f, "faultstring").text = _NOT_XML.sub("?", fault.reason)
             if fault.subcodes:
                 detail = etree.SubElement(f, "detail")
                 detail.append(E("ter:Subcode", " ".join(fault.subcodes)))
@@ -317,7 +318,14 @@ class Dispatcher:
             port = request.transport.get_extra_info("sockname")[1] if request.transport else None
             lip = f"[{info.local_ip}]" if ":" in info.local_ip else info.local_ip
             info.host = f"{lip}:{port}" if port else lip
-        resp = await self.handle(bytes(buf), info)
+        try:
+            resp = await self.handle(bytes(buf), info)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - the fuzzer found none; a log line beats a dropped connection
+            self.stats["internal_errors"] += 1
+            log.exception("ONVIF request from %s failed before dispatch", info.remote)
+            resp = self._fault(ns.S12, receiver("the device failed to process the request (see its log)"))
         out = web.Response(status=resp.status, body=resp.body, headers={"Content-Type": resp.content_type})
         for k, v in resp.headers:
             out.headers.add(k, v)
