@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from . import onvif_soap as s
+from .peers import basic_auth
 
 ONVIF = "[onvif]\ndiscovery = false\nauth_free_failures = 100\n"
 
@@ -232,6 +233,16 @@ async def test_repeated_failures_are_slowed_down(service_factory):
             t0 = time.monotonic()
             status, _, _ = await post(http, url, s.envelope(bad, s.security(svc.user, "guess")))
             assert status == 400 and time.monotonic() - t0 < 0.24 + 0.5  # counting restarted
+            # and the failures are visible in /metrics
+            deadline = time.monotonic() + 5
+            while True:
+                async with http.get(svc.base_url + "/metrics", headers=basic_auth(svc.user, svc.password)) as r:
+                    text = await r.text()
+                line = [x for x in text.splitlines() if x.startswith("edge_onvif_auth_failures_total ")]
+                if line and float(line[0].split()[1]) >= 6:
+                    break
+                assert time.monotonic() < deadline, line
+                await asyncio.sleep(0.2)
 
 
 async def test_concurrent_garbage_does_not_stall_good_clients(service_factory):
