@@ -34,7 +34,8 @@ from .notify import Notifier
 log = logging.getLogger("edge.app")
 
 STOP_BUDGET_S = 4.5
-STABLE_RUN_S = 60.0  # a component that ran this long gets its backoff reset
+STABLE_RUN_S = 60.0
+EXIT_RESTART = 75  # EX_TEMPFAIL: a clean stop that asks systemd for a restart  # a component that ran this long gets its backoff reset
 
 
 class CredentialsHolder:
@@ -97,6 +98,7 @@ class Supervisor:
         self.slots = [_Slot(c) for c in components]
         self.notifier = notifier or Notifier()
         self.stop_event = asyncio.Event()
+        self.exit_code = 0  # non-zero: systemd (Restart=on-failure) starts the service again
         self.ready = False
         self.max_lag_s = 0.0
         self.last_lag_s = 0.0
@@ -202,6 +204,12 @@ class Supervisor:
 
     # ---- whole service --------------------------------------------------------------
     def request_stop(self) -> None:
+        self.stop_event.set()
+
+    def request_restart(self, why: str) -> None:
+        """Stop cleanly and exit with EXIT_RESTART so systemd starts the service again."""
+        log.warning("restart requested: %s", why)
+        self.exit_code = EXIT_RESTART
         self.stop_event.set()
 
     async def run(self) -> None:

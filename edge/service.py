@@ -78,5 +78,5 @@ def configure_logging(level: str) -> None:
 
 def main_run(config: Config, data_dir: Path, *, simulated: bool, config_path: Path | None) -> int:
     configure_logging(config.service.log_level)
-    asyncio.run(run_service(config, data_dir, simulated=simulated, config_path=config_path))
-    return 0
+    sup = asyncio.run(run_service(config, data_dir, simulated=simulated, config_path=config_path))
+    return sup.exit_code  # EXIT_RESTART after e.g. ONVIF SystemReboot

@@ -72,6 +72,7 @@ async def test_device_service_reports_the_real_device(service_factory, tmp_path)
             msg = await dm.SystemReboot()
             assert "Restarting" in msg
             await asyncio.wait_for(svc.task, 10)
+            assert svc.supervisor.exit_code == 75  # systemd's Restart=on-failure starts it again
         finally:
             await cam.close()
     # same data: same identity after the "reboot"

@@ -224,9 +224,9 @@ class DeviceService:
         sup = self.core.supervisor_ref()
         if sup is None:
             raise sender("the service cannot restart itself here", "ter:Action")
-        log.warning("SystemReboot from %s (%s): stopping the service; systemd starts it again",
-                    req.http.remote, req.user)
-        asyncio.get_running_loop().call_later(0.5, sup.request_stop)
+        why = f"ONVIF SystemReboot from {req.http.remote} ({req.user})"
+        # answer first, then stop; the exit code asks systemd (Restart=on-failure) to start it again
+        asyncio.get_running_loop().call_later(0.5, sup.request_restart, why)
         return E("tds:SystemRebootResponse", E("tds:Message", "Restarting the edge service in 1 s"))
 
     # ---- relays (same as DeviceIO) ----------------------------------------------------
