@@ -78,6 +78,10 @@ class OnvifComponent(Component):
             creds = self.ctx.credentials.get()
             d = Discovery(port=self.cfg.discovery_port, device_uuid=creds.device_uuid, scopes=self.core.scopes,
                           xaddr_for=self.core.device_xaddr_on)
+            web_host = self.ctx.config.web.host
+            if web_host not in ("0.0.0.0", "::", ""):
+                log.warning("WS-Discovery answers with the address each probe arrives on, but the web server "
+                            "listens on %s only: NVRs on other interfaces will not reach it", web_host)
             try:
                 await d.start()
                 self.discovery = d
