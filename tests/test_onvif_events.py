@@ -85,6 +85,14 @@ async def test_alarms_and_relays_become_onvif_events(camera):
     assert ("tns1:Device/Trigger/DigitalInput", {"InputToken": "hall"}, {"LogicalState": "true"}, "Changed") in got
     assert ("tns1:VideoSource/MotionAlarm", {"VideoSourceToken": "dashboard_source"}, {"State": "true"}, "Changed") in got
     assert ("tns1:Device/Trigger/Relay", {"RelayToken": "gate"}, {"LogicalState": "active"}, "Changed") in got
+    # a second motion sensor: the one video source stays in motion until both are quiet
+    bus.publish(Alarm("yard:motion", "yard", True, "motion", "Motion in the yard"))
+    bus.publish(Alarm("hall:motion", "hall", False, "motion", "quiet"))
+    got = notes(await pull(pp))
+    assert [n for n in got if n[0] == "tns1:VideoSource/MotionAlarm"] == []
+    bus.publish(Alarm("yard:motion", "yard", False, "motion", "quiet"))
+    got = notes(await pull(pp))
+    assert ("tns1:VideoSource/MotionAlarm", {"VideoSourceToken": "dashboard_source"}, {"State": "false"}, "Changed") in got
 
     # SetSynchronizationPoint: every current state again as Initialized
     await mgr.set_synchronization_point()

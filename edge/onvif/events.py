@@ -80,13 +80,18 @@ class EventHub:
         self.cfg = core.cfg
         self.subs: dict[str, PullPoint] = {}
         self.alarms: dict[str, set[str]] = {}  # sensor -> active alarm ids
-        self.motion: dict[str, bool] = {}
+        self.motion_sensors: set[str] = {getattr(x, "id", "") for x in core.sensors()
+                                         if str(getattr(x, "kind", "")) in MOTION_KINDS}
+        self.motion_on = False
         self.relays: dict[str, bool] = {}
         self.published = 0
 
     # ---- state from the bus -------------------------------------------------------------
     def input_state(self, sensor: str) -> bool:
         return bool(self.alarms.get(sensor))
+
+    def motion_state(self) -> bool:
+        return any(self.input_state(s) for s in self.motion_sensors)
 
     def _is_motion(self, sensor: str, kind: str) -> bool:
         return kind.lower() in MOTION_KINDS or self.core.sensor_kind(sensor) in MOTION_KINDS
@@ -100,9 +105,13 @@ class EventHub:
             out = []
             if after != before:
                 out.append(self._input(ev.sensor, after, "Changed", ev.ts))
-            if self._is_motion(ev.sensor, ev.kind) and self.motion.get(ev.sensor) != after:
-                self.motion[ev.sensor] = after
-                out.append(self._motion(after, "Changed", ev.ts))
+            if self._is_motion(ev.sensor, ev.kind):
+                # one video source: its MotionAlarm is on while any motion sensor is
+                self.motion_sensors.add(ev.sensor)
+                state = self.motion_state()
+                if state != self.motion_on:
+                    self.motion_on = state
+                    out.append(self._motion(state, "Changed", ev.ts))
             self.broadcast(out)
         elif isinstance(ev, RelayChanged):
             if self.relays.get(ev.relay) != ev.on:
@@ -136,9 +145,8 @@ class EventHub:
         sensors = [getattr(s, "id", "") for s in self.core.sensors()]
         for sid in dict.fromkeys([s for s in sensors if s] + sorted(self.alarms)):
             out.append(self._input(sid, self.input_state(sid), "Initialized", now))
-        if any(self._is_motion(sid, "") for sid in sensors) or self.motion:
-            out.append(self._motion(any(self.input_state(s) for s in sensors if self._is_motion(s, ""))
-                                    or any(self.motion.values()), "Initialized", now))
+        if self.motion_sensors:
+            out.append(self._motion(self.motion_state(), "Initialized", now))
         relays = self.core.relays
         for name in dict.fromkeys(self.core.relay_names() + sorted(self.relays)):
             on = None
