@@ -16,4 +16,25 @@ Contract used by the rest of edge (the implementation lives in this package):
     store.stats -> StoreStats(events_persisted, batches, queue_len)
 
 Readers (CLI, tests) use ``open_reader(path)`` / ``query_events(path, since, limit)``.
+
+Additions (this implementation):
+
+- ``Store(..., prune_batch_rows=500, prune_interval_s=1.0, aggregate_kinds={"sensor"},
+  on_batch=callback(StoreStats))``; ``await store.prune_step()`` runs one retention step now;
+  ``await store.checkpoint()``; ``store.dead`` resolves if the writer thread ever dies.
+- Events of kind ``"sensor"`` (``source`` = sensor id) feed hourly aggregates (sensor, field,
+  hour, count, sum, min, max) from their numeric top-level payload fields (bools are not
+  numbers here).
+- Bad input (payload not a JSON-able dict, qos not 0/1/2) and a closed store give a future that
+  fails with a clear error (ValueError / StoreClosed); nothing raises into the caller except
+  calling before ``start()``. Every failure is logged by the store.
+- ``set_state`` returns a Future[None] too; fire-and-forget is fine.
+- More readers in ``edge.store.readers``: ``last_events``, ``tail(path, n, follow)``,
+  ``get_state``, ``query_audit``, ``query_hourly``, ``outbox_count``.
 """
+
+from .readers import open_reader, query_events
+from .store import AGGREGATE_KINDS, OutboxMessage, Store, StoreClosed, StoreOverloaded, StoreStats
+
+__all__ = ["Store", "StoreStats", "StoreClosed", "StoreOverloaded", "OutboxMessage", "AGGREGATE_KINDS",
+           "open_reader", "query_events"]
