@@ -91,6 +91,8 @@ class Store:
         self._closed = True
         fut = self._loop.create_future()  # type: ignore[union-attr]
         wr.put(w.Op(w.CLOSE, (), fut))
+        if not wr.alive:
+            self._fail_stranded(wr)
         try:
             await fut
         except StoreClosed:
@@ -127,7 +129,20 @@ class Store:
             return self._fail(fut, StoreOverloaded(
                 f"store writer is {self.max_queue} ops behind (disk stalled?); op refused"))
         wr.put(w.Op(code, args, fut))
+        if not wr.alive:  # the writer stopped meanwhile: nobody will take it
+            self._fail_stranded(wr)
         return fut
+
+    def _fail_stranded(self, wr: w.Writer) -> None:
+        exc = StoreClosed(wr.last_error or f"store {self.path} is closed")
+        while True:
+            try:
+                op = wr.q.get_nowait()
+            except Exception:  # noqa: BLE001 - queue.Empty
+                break
+            if op.fut is not None and not op.fut.done():
+                op.fut.set_exception(exc)
+                op.fut.exception()
 
     @staticmethod
     def _fail(fut: asyncio.Future[Any], exc: BaseException) -> asyncio.Future[Any]:

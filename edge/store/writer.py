@@ -144,12 +144,15 @@ class Writer:
             log.info("store %s migrated to schema version %d", self.path, self.migrations_applied[-1])
         self._call_loop(_set_result_if_pending, self.ready, None)
         err: BaseException | None = None
+        batch: list[Op] = []
         try:
             while True:
                 batch = self._collect()
                 if batch:
                     if self._apply(batch):
+                        batch = []
                         break
+                    batch = []
                 if self.pruner.due():
                     self._prune_step()
         except BaseException as exc:  # noqa: BLE001 - the writer never dies silently
@@ -162,7 +165,10 @@ class Writer:
                 self.conn.close()
             except Exception as exc:  # noqa: BLE001
                 log.error("closing the store: %s", exc)
-            self._fail_queued(StoreClosed(self.last_error or "store closed"))
+            gone = StoreClosed(self.last_error or "store closed")
+            if batch:  # the batch in hand when the writer died: not committed, say so
+                self._call_loop(_settle, [(op.fut, None, gone) for op in batch if op.fut is not None])
+            self._fail_queued(gone)
             if err is not None and self.on_dead is not None:
                 self._call_loop(self.on_dead, err)
 
