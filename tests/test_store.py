@@ -285,3 +285,24 @@ async def test_outbox_keeps_order_until_acked(tmp_path: Path):
     assert await s.outbox_peek(10) == []
     assert await s.outbox_put("edge/s/6", b"m6") > new, "ids are not reused after the outbox emptied"
     await s.close()
+
+
+async def test_locked_database_fails_the_batch_not_the_writer_nor_the_loop(tmp_path: Path, monkeypatch, caplog):
+    monkeypatch.setattr(schema, "BUSY_TIMEOUT_MS", 200)
+    path = tmp_path / "edge.db"
+    s = Store(path, batch_ms=10)
+    await s.start()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    t0 = time.perf_counter()
+    futs = [s.record_event("sensor", "door", {"n": i}) for i in range(200)]
+    assert time.perf_counter() - t0 < 0.5, "queueing must not wait for the disk"
+    results = await asyncio.wait_for(asyncio.gather(*futs, return_exceptions=True), 10)
+    assert all(isinstance(r, sqlite3.OperationalError) and "locked" in str(r) for r in results)
+    assert not s.ok and "locked" in s.stats.last_error
+    assert "batch of 200 ops failed" in caplog.text
+    other.execute("ROLLBACK")
+    other.close()
+    assert await asyncio.wait_for(s.record_event("sensor", "door", {"n": "after"}), 5) >= 1
+    assert s.ok and s.stats.events_persisted == 1
+    await s.close()

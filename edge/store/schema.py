@@ -13,6 +13,8 @@ import sqlite3
 # Small pages: every commit rewrites whole pages into the WAL, and at low event rates each
 # event is its own commit. Only takes effect when the database file is created.
 PAGE_SIZE = 1024
+# how long a write waits for a lock held by another process (e.g. a maintenance tool)
+BUSY_TIMEOUT_MS = 5000
 
 MIGRATIONS: list[tuple[str, ...]] = [
     # 1: the first schema
@@ -79,7 +81,7 @@ def configure(conn: sqlite3.Connection) -> None:
         raise RuntimeError(f"cannot put the database in WAL mode (journal_mode is {mode})")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
 
 def version(conn: sqlite3.Connection) -> int:
