@@ -161,8 +161,11 @@ async def test_writer_death_is_reported_not_silent(tmp_path: Path, caplog):
     exc = await asyncio.wait_for(s.dead, 5)  # type: ignore[arg-type]
     assert isinstance(exc, MemoryError)
     assert "store writer died" in caplog.text
-    with pytest.raises(StoreClosed):
+    with pytest.raises(StoreClosed, match="simulated"):
         await asyncio.wait_for(s.record_event("sensor", "a", {"v": 3}), 5)
+    await s.start()  # the same object gets a new writer (what the component does on restart)
+    assert await s.record_event("sensor", "a", {"v": 4}) == 2
+    assert s.stats.events_persisted == 2
     await asyncio.wait_for(s.close(), 5)
 
 

@@ -11,7 +11,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from edge.cli import cli
-from edge.store import Store
+import pytest
+
+from edge.store import Store, StoreClosed
 from edge.store.cli import parse_since
 
 from .peers import venv_bin
@@ -37,6 +39,28 @@ async def test_service_opens_store_publishes_metric_and_closes_fast(service_fact
     assert res.exit_code == 0, res.output
     lines = [json.loads(x) for x in res.output.splitlines()]
     assert len(lines) == 31 and lines[0]["source"] == "door" and lines[0]["payload"] == {"contact": True}
+
+
+async def test_dead_writer_is_restarted_by_the_supervisor(service_factory):
+    toml = "[service]\nrestart_backoff_initial_s = 0.05\n"
+    async with service_factory(toml) as svc:
+        store = svc.ctx.store
+        first = await store.record_event("sensor", "door", {"contact": True})
+
+        def broken(batch):
+            raise RuntimeError("simulated writer bug")
+
+        store._writer._apply = broken
+        lost = store.record_event("sensor", "door", {"contact": False})
+        with pytest.raises(StoreClosed):
+            await asyncio.wait_for(lost, 5)
+        slot = next(s for s in svc.supervisor.slots if s.component.name == "store")
+        deadline = time.monotonic() + 10
+        while not (slot.restarts >= 1 and store.running) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert slot.restarts == 1 and "simulated writer bug" in slot.last_error
+        assert svc.ctx.store is store, "components holding the store keep a working one"
+        assert await asyncio.wait_for(store.record_event("sensor", "door", {"contact": False}), 5) == first + 1
 
 
 async def test_store_path_from_config(service_factory, tmp_path: Path):

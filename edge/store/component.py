@@ -38,8 +38,10 @@ class StoreComponent(Component):
         self.ctx.metrics.events_persisted.set(stats.events_persisted)
 
     async def start(self) -> None:
-        if self.store is not None:  # restarted after the writer died
-            await self.store.close()
+        if self.store is not None:  # restarted after the writer died: same object, new writer
+            await self.store.start()
+            log.info("store writer restarted: %s", self.path)
+            return
         cfg = self.ctx.config.store
         store = Store(self.path, cfg.retention_days, cfg.aggregate_retention_days, cfg.batch_ms,
                       prune_batch_rows=cfg.prune_batch_rows, prune_interval_s=cfg.prune_interval_s,

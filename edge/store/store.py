@@ -56,23 +56,34 @@ class Store:
                              prune_idle_s, prune_first_delay_s)
         self._writer: w.Writer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._closed = False
+        self._closed = False  # close() was called
+        self._base = (0, 0, 0)  # counts of earlier writers (restarted after a death)
         self.dead: asyncio.Future[BaseException] | None = None  # resolves if the writer dies
 
     # ---- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
-        """Open the database, run the migrations and start the writer thread."""
-        if self._writer is not None:
-            raise RuntimeError("store already started")
+        """Open the database, run the migrations and start the writer thread.
+
+        After the writer died (``dead`` resolved), ``start()`` again starts a new writer on the
+        same Store object, so references to it held elsewhere keep working.
+        """
+        old = self._writer
+        if self._closed:
+            raise StoreClosed(f"store {self.path} was closed")
+        if old is not None:
+            if old.alive or old.thread.is_alive():
+                raise RuntimeError("store already started")
+            self._base = (self._base[0] + old.events_persisted, self._base[1] + old.batches,
+                          self._base[2] + old.failed_batches)
         loop = self._loop = asyncio.get_running_loop()
         self.dead = loop.create_future()
-        self._writer = w.Writer(self.path, loop, self.batch_s, self.pruner,
-                                on_batch=self._batch_done if self._on_batch else None, on_dead=self._writer_died)
-        self._writer.start()
-        await self._writer.ready
+        wr = w.Writer(self.path, loop, self.batch_s, self.pruner,
+                      on_batch=self._batch_done if self._on_batch else None, on_dead=self._writer_died)
+        self._writer = wr
+        wr.start()
+        await wr.ready
 
     def _writer_died(self, exc: BaseException) -> None:
-        self._closed = True
         if self.dead is not None and not self.dead.done():
             self.dead.set_result(exc)
 
@@ -83,20 +94,18 @@ class Store:
     async def close(self) -> None:
         """Commit everything queued, then stop the writer and close the database."""
         wr = self._writer
-        if wr is None or self._closed:
-            self._closed = True
-            if wr is not None and wr.thread.is_alive():
-                await asyncio.get_running_loop().run_in_executor(None, wr.thread.join, 2.0)
-            return
         self._closed = True
-        fut = self._loop.create_future()  # type: ignore[union-attr]
-        wr.put(w.Op(w.CLOSE, (), fut))
-        if not wr.alive:
-            self._fail_stranded(wr)
-        try:
-            await fut
-        except StoreClosed:
-            pass
+        if wr is None:
+            return
+        if wr.alive:
+            fut = self._loop.create_future()  # type: ignore[union-attr]
+            wr.put(w.Op(w.CLOSE, (), fut))
+            if not wr.alive:
+                self._fail_stranded(wr)
+            try:
+                await fut
+            except StoreClosed:
+                pass
         if wr.thread.is_alive():
             await asyncio.get_running_loop().run_in_executor(None, wr.thread.join, 2.0)
 
@@ -114,8 +123,9 @@ class Store:
         wr = self._writer
         if wr is None:
             return StoreStats(0, 0, 0)
-        return StoreStats(wr.events_persisted, wr.batches, wr.q.qsize(), wr.failed_batches, wr.last_error,
-                          self.pruner.rows_deleted)
+        e, b, f = self._base
+        return StoreStats(e + wr.events_persisted, b + wr.batches, wr.q.qsize(), f + wr.failed_batches,
+                          wr.last_error, self.pruner.rows_deleted)
 
     # ---- queueing ------------------------------------------------------------------------
     def _submit(self, code: int, args: tuple[Any, ...]) -> asyncio.Future[Any]:
@@ -123,8 +133,9 @@ class Store:
         if wr is None:
             raise RuntimeError("store not started: await store.start() first")
         fut = self._loop.create_future()  # type: ignore[union-attr]
-        if self._closed:
-            return self._fail(fut, StoreClosed(f"store {self.path} is closed"))
+        if self._closed or not wr.alive:
+            return self._fail(fut, StoreClosed(wr.last_error if not self._closed and wr.last_error
+                                               else f"store {self.path} is closed"))
         if wr.q.qsize() >= self.max_queue:
             return self._fail(fut, StoreOverloaded(
                 f"store writer is {self.max_queue} ops behind (disk stalled?); op refused"))
