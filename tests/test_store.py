@@ -303,7 +303,7 @@ async def test_locked_database_fails_the_batch_not_the_writer_nor_the_loop(tmp_p
     results = await asyncio.wait_for(asyncio.gather(*futs, return_exceptions=True), 10)
     assert all(isinstance(r, sqlite3.OperationalError) and "locked" in str(r) for r in results)
     assert not s.ok and "locked" in s.stats.last_error
-    assert "batch of 200 ops failed" in caplog.text
+    assert "ops failed: OperationalError: database is locked" in caplog.text
     other.execute("ROLLBACK")
     other.close()
     assert await asyncio.wait_for(s.record_event("sensor", "door", {"n": "after"}), 5) >= 1

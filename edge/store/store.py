@@ -71,8 +71,10 @@ class Store:
         if self._closed:
             raise StoreClosed(f"store {self.path} was closed")
         if old is not None:
-            if old.alive or old.thread.is_alive():
+            if old.alive:
                 raise RuntimeError("store already started")
+            if old.thread.is_alive():  # the dead writer is still finishing its clean-up
+                await asyncio.get_running_loop().run_in_executor(None, old.thread.join, 5.0)
             self._base = (self._base[0] + old.events_persisted, self._base[1] + old.batches,
                           self._base[2] + old.failed_batches)
         loop = self._loop = asyncio.get_running_loop()
