@@ -80,6 +80,8 @@ def configure(conn: sqlite3.Connection) -> None:
     if mode.lower() != "wal":
         raise RuntimeError(f"cannot put the database in WAL mode (journal_mode is {mode})")
     conn.execute("PRAGMA synchronous = FULL")
+    # the WAL is reused from its start after each checkpoint; after a burst, give the space back
+    conn.execute("PRAGMA journal_size_limit = 4194304")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
