@@ -16,14 +16,14 @@ WORKERS = 64
 
 
 async def main(path: str, round_no: int) -> None:
-    store = Store(path, batch_ms=5)
+    store = Store(path, batch_ms=5, aggregate_flush_s=0.05)
     await store.start()
     os.write(1, b"ready\n")
 
     async def worker(w: int) -> None:
         seq = 0
         while True:
-            eid = await store.record_event("crash", f"r{round_no}w{w}", {"round": round_no, "w": w, "seq": seq})
+            eid = await store.record_event("sensor", f"r{round_no}w{w}", {"round": round_no, "w": w, "seq": seq})
             os.write(1, f"{eid} {round_no} {w} {seq}\n".encode())
             seq += 1
 

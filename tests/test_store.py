@@ -97,6 +97,25 @@ async def test_sensor_events_feed_hourly_aggregates(store: Store, tmp_path: Path
     assert rows[1].mean == pytest.approx(22.1666, abs=1e-3)
 
 
+async def test_aggregates_are_written_in_bulk_and_on_flush(tmp_path: Path):
+    path = tmp_path / "edge.db"
+    s = Store(path, batch_ms=5, aggregate_flush_s=0.3)
+    await s.start()
+    for v in (1.0, 2.0, 3.0):
+        await s.record_event("sensor", "cellar", {"humidity": v})
+    assert query_hourly(path) == [], "not one hourly write per event"
+    deadline = time.monotonic() + 5
+    while not query_hourly(path) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    (row,) = query_hourly(path)
+    assert (row.sensor, row.field, row.count, row.sum) == ("cellar", "humidity", 3, 6.0)
+    await s.record_event("sensor", "cellar", {"humidity": 10.0})
+    await s.flush()  # flush() writes them at once
+    (row,) = query_hourly(path)
+    assert (row.count, row.max) == (4, 10.0)
+    await s.close()
+
+
 async def test_audit_and_readers(store: Store, tmp_path: Path):
     aid = await store.audit_relay("gate", "pulse 500ms", "ok", 3.2, detail="rule front_door")
     await store.audit_relay("gate", "on", "error", None, detail="board unreachable")

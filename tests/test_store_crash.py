@@ -3,11 +3,13 @@
 A child process records events as fast as it can and prints the id of every event whose
 commit future resolved. It is killed with SIGKILL 20 times at random moments (some during
 start-up and migrations, most mid-write) and restarted; after every kill the database passes
-``PRAGMA integrity_check`` and holds every event the child reported, with its payload.
+``PRAGMA integrity_check`` and holds every event the child reported, with its payload, and
+once the store reopens, the hourly aggregates equal exactly the fold of the raw events.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import signal
@@ -17,6 +19,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+from edge.store import Store
 
 CHILD = Path(__file__).with_name("store_crash_child.py")
 KILLS = 20
@@ -83,6 +87,23 @@ def test_sigkill_never_loses_a_committed_event(tmp_path: Path):
             for eid, rnd, w, seq in child.committed:
                 assert json.loads(rows[eid]) == {"round": rnd, "w": w, "seq": seq}
         conn.close()
+        if round_no % 4 == 3:
+            _check_aggregates_after_reopen(db)
     assert kills_mid_write >= KILLS // 2, "too few kills landed while events were being written"
     assert len(seen) > 1000, f"only {len(seen)} events committed in {KILLS} rounds"
     assert time.monotonic() - t0 < 90
+
+
+def _check_aggregates_after_reopen(db: Path) -> None:
+    async def reopen() -> None:
+        s = Store(db)
+        await s.start()
+        await s.close()
+
+    asyncio.run(reopen())
+    with sqlite3.connect(db) as conn:
+        raw = conn.execute("SELECT count(*), sum(json_extract(payload, '$.seq')) FROM events WHERE kind = 'sensor'").fetchone()
+        agg = conn.execute("SELECT sum(count), sum(sum) FROM hourly WHERE field = 'seq'").fetchone()
+        assert agg == (raw[0], float(raw[1])) if raw[0] else agg == (None, None), \
+            f"hourly aggregates {agg} != fold of the raw events {raw}"
+    conn.close()

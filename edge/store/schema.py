@@ -63,6 +63,13 @@ MIGRATIONS: list[tuple[str, ...]] = [
             PRIMARY KEY (hour, sensor, field)
         ) WITHOUT ROWID""",
     ),
+    # 2: hourly aggregates are written in bulk, not per event (see aggregates.py); ``meta``
+    # holds the id of the last event folded into them. Version 1 updated them with every
+    # event, so everything up to now is in already.
+    (
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
+        "INSERT INTO meta (key, value) SELECT 'hourly_upto_event', coalesce(max(id), 0) FROM events",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from . import writer as w
+from .aggregates import FLUSH_S, HourlyAggregates, numeric_fields
 from .retention import Pruner
 from .writer import OutboxMessage, StoreClosed
 
@@ -45,7 +45,7 @@ class Store:
     def __init__(self, path: str | Path, retention_days: float = 30, aggregate_retention_days: float = 3650,
                  batch_ms: float = 50, *, prune_batch_rows: int = 500, prune_interval_s: float = 1.0,
                  prune_idle_s: float = 600.0, prune_first_delay_s: float = 5.0,
-                 aggregate_kinds: Iterable[str] = AGGREGATE_KINDS,
+                 aggregate_kinds: Iterable[str] = AGGREGATE_KINDS, aggregate_flush_s: float = FLUSH_S,
                  on_batch: Callable[[StoreStats], None] | None = None, max_queue: int = MAX_QUEUE):
         self.path = Path(path)
         self.batch_s = batch_ms / 1000
@@ -54,6 +54,7 @@ class Store:
         self._on_batch = on_batch
         self.pruner = Pruner(retention_days, aggregate_retention_days, prune_batch_rows, prune_interval_s,
                              prune_idle_s, prune_first_delay_s)
+        self.aggregates = HourlyAggregates(self.aggregate_kinds, aggregate_flush_s)
         self._writer: w.Writer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False  # close() was called
@@ -79,7 +80,8 @@ class Store:
                           self._base[2] + old.failed_batches)
         loop = self._loop = asyncio.get_running_loop()
         self.dead = loop.create_future()
-        wr = w.Writer(self.path, loop, self.batch_s, self.pruner,
+        self.aggregates = HourlyAggregates(self.aggregate_kinds, self.aggregates.flush_s)  # recovered at open
+        wr = w.Writer(self.path, loop, self.batch_s, self.pruner, self.aggregates,
                       on_batch=self._batch_done if self._on_batch else None, on_dead=self._writer_died)
         self._writer = wr
         wr.start()
@@ -180,10 +182,7 @@ class Store:
             return self._bad(f"record_event({kind!r}, {source!r}): payload is not JSON: {exc}")
         if ts is None:
             ts = time.time()
-        numeric = None
-        if kind in self.aggregate_kinds:
-            numeric = [(k, float(v)) for k, v in payload.items()
-                       if type(v) in (int, float) and math.isfinite(v)] or None
+        numeric = numeric_fields(payload) if kind in self.aggregate_kinds else None
         return self._submit(w.EVENT, (float(ts), str(kind), str(source), text, numeric))
 
     def set_state(self, sensor: str, state: dict[str, Any], ts: float | None = None) -> asyncio.Future[None]:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import schema
+from .aggregates import HourlyAggregates
 from .retention import Pruner
 
 log = logging.getLogger("edge.store.writer")
@@ -69,11 +70,6 @@ def _settle(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]
 
 
 _SQL_EVENT = "INSERT INTO events (ts, kind, source, payload) VALUES (?, ?, ?, ?)"
-_SQL_HOURLY = (
-    "INSERT INTO hourly (hour, sensor, field, count, sum, min, max) VALUES (?, ?, ?, 1, ?, ?, ?) "
-    "ON CONFLICT (hour, sensor, field) DO UPDATE SET count = count + 1, sum = sum + excluded.sum, "
-    "min = min(min, excluded.min), max = max(max, excluded.max)"
-)
 _SQL_STATE = (
     "INSERT INTO state (sensor, state, ts) VALUES (?, ?, ?) ON CONFLICT (sensor) DO UPDATE "
     "SET state = excluded.state, ts = excluded.ts WHERE excluded.ts >= state.ts"
@@ -84,12 +80,14 @@ _SQL_OUTBOX = "INSERT INTO outbox (ts, topic, payload, qos, retain) VALUES (?, ?
 
 class Writer:
     def __init__(self, path: Path, loop: asyncio.AbstractEventLoop, batch_s: float, pruner: Pruner,
+                 aggregates: HourlyAggregates,
                  on_batch: Callable[["Writer"], None] | None = None,
                  on_dead: Callable[[BaseException], None] | None = None):
         self.path = path
         self.loop = loop
         self.batch_s = batch_s
         self.pruner = pruner
+        self.aggregates = aggregates
         self.on_batch = on_batch
         self.on_dead = on_dead
         self.q: queue.SimpleQueue[Op] = queue.SimpleQueue()
@@ -127,6 +125,7 @@ class Writer:
         try:
             schema.configure(conn)
             self.migrations_applied = schema.migrate(conn)
+            self.aggregates.recover(conn)
         except BaseException:
             conn.close()
             raise
@@ -153,6 +152,8 @@ class Writer:
                         batch = []
                         break
                     batch = []
+                if self.aggregates.due():
+                    self._flush_aggregates()
                 if self.pruner.due():
                     self._prune_step()
         except BaseException as exc:  # noqa: BLE001 - the writer never dies silently
@@ -186,7 +187,7 @@ class Writer:
 
     def _collect(self) -> list[Op]:
         q = self.q
-        wait = self.pruner.seconds_until_due()
+        wait = min(self.pruner.seconds_until_due(), self.aggregates.seconds_until_due())
         try:
             first = q.get(timeout=wait) if wait > 0 else q.get_nowait()
         except queue.Empty:
@@ -225,14 +226,15 @@ class Writer:
         conn = self.conn
         assert conn is not None
         results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        events = 0
+        folds: list[tuple[int, tuple[Any, ...]]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             for op in batch:
                 value = self._do(op)
                 if op.fut is not None:
                     results.append((op.fut, value, None))
-                events += op.code == EVENT
+                if op.code == EVENT:
+                    folds.append((value, op.args))
             conn.execute("COMMIT")
         except Exception as exc:  # noqa: BLE001
             if conn.in_transaction:
@@ -240,13 +242,19 @@ class Writer:
                     conn.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass
-            results, events = self._apply_one_by_one(batch, exc)
+            results, folds = self._apply_one_by_one(batch, exc)
         else:
             self.batches += 1
             self.ops_committed += len(batch)
-            self.events_persisted += events
+            self.events_persisted += len(folds)
             self.last_batch_ok = True
+        events = len(folds)
+        agg = self.aggregates
+        for event_id, (ts, _kind, source, _payload, numeric) in folds:  # committed: fold them
+            agg.add(event_id, ts, source, numeric)
         closing = batch[-1].code == CLOSE
+        if agg.due() or any(op.code in (FLUSH, CLOSE) for op in batch):
+            self._flush_aggregates()
         if any(op.code in (CHECKPOINT, PRUNE) for op in batch):
             codes = {id(op.fut): op.code for op in batch if op.code in (CHECKPOINT, PRUNE)}
             results = [self._post(codes.get(id(f)), f, v, e) for f, v, e in results]
@@ -264,7 +272,7 @@ class Writer:
         conn = self.conn
         assert conn is not None
         results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        events = 0
+        folds: list[tuple[int, tuple[Any, ...]]] = []
         failed = 0
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -283,7 +291,8 @@ class Writer:
                 conn.execute("RELEASE op")
                 if op.fut is not None:
                     results.append((op.fut, value, None))
-                events += op.code == EVENT
+                if op.code == EVENT:
+                    folds.append((value, op.args))
             conn.execute("COMMIT")
         except Exception as exc:  # noqa: BLE001 - the commit (or the disk) failed: the whole batch failed
             if conn.in_transaction:
@@ -295,26 +304,21 @@ class Writer:
             self.last_batch_ok = False
             self.last_error = f"{type(exc).__name__}: {exc}"
             log.error("store: batch of %d ops failed: %s (first error: %s)", len(batch), self.last_error, first_exc)
-            return [(op.fut, None, exc) for op in batch if op.fut is not None], 0
+            return [(op.fut, None, exc) for op in batch if op.fut is not None], []
         if failed:
             self.last_error = f"{type(first_exc).__name__}: {first_exc}"
         self.last_batch_ok = True  # the store works; single bad ops were refused
         self.batches += 1
         self.ops_committed += len(batch) - failed
-        self.events_persisted += events
-        return results, events
+        self.events_persisted += len(folds)
+        return results, folds
 
     def _do(self, op: Op) -> Any:
         conn = self.conn
         assert conn is not None
         code, a = op.code, op.args
         if code == EVENT:
-            ts, kind, source, payload_json, numeric = a
-            rowid = conn.execute(_SQL_EVENT, (ts, kind, source, payload_json)).lastrowid
-            if numeric:
-                hour = int(ts // 3600) * 3600
-                conn.executemany(_SQL_HOURLY, [(hour, source, f, v, v, v) for f, v in numeric])
-            return rowid
+            return conn.execute(_SQL_EVENT, a[:4]).lastrowid
         if code == STATE:
             conn.execute(_SQL_STATE, a)
             return None
@@ -343,12 +347,21 @@ class Writer:
         try:
             if code == CHECKPOINT:
                 return fut, self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone(), None  # type: ignore[union-attr]
+            self._flush_aggregates()  # never prune raw events not yet folded into the table
             return fut, self.pruner.step(self.conn), None  # type: ignore[arg-type]
         except sqlite3.Error as err:
             log.error("store %s failed: %s", "checkpoint" if code == CHECKPOINT else "retention step", err)
             return fut, None, err
 
+    def _flush_aggregates(self) -> None:
+        try:
+            self.aggregates.flush(self.conn)  # type: ignore[arg-type]
+        except sqlite3.Error as exc:  # kept in memory; the next flush tries again
+            self.last_error = f"hourly aggregates: {type(exc).__name__}: {exc}"
+            log.error("store: writing hourly aggregates failed: %s", exc)
+
     def _prune_step(self) -> None:
+        self._flush_aggregates()  # never prune raw events not yet folded into the table
         try:
             self.pruner.step(self.conn)  # type: ignore[arg-type]
         except sqlite3.Error as exc:
