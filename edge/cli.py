@@ -90,6 +90,11 @@ def credentials_rotate(data_dir: Path) -> None:
     click.echo(f"password: {creds.password}")
 
 
+from .relays.cli import relay  # noqa: E402
+
+cli.add_command(relay)
+
+
 def main() -> None:
     cli(prog_name="edge")
 
