@@ -424,7 +424,7 @@ class RelayService(Component):
         t0 = time.perf_counter()
         ch = self.channels.get(name)
         if ch is None:
-            return self._result(name, f"pulse {ms} ms", t0, self._unknown(name), source, audit=False)
+            return self._result(name, f"pulse {ms} ms", t0, self._unknown(name), source)
         ms = ch.cfg.pulse_ms if ms is None else ms
         cmd = f"pulse {ms} ms"
         if isinstance(ms, bool) or not isinstance(ms, int) or not 1 <= ms <= MAX_PULSE_MS:
@@ -445,7 +445,7 @@ class RelayService(Component):
         cmd = f"set {_onoff(bool(on))}"
         ch = self.channels.get(name)
         if ch is None:
-            return self._result(name, cmd, t0, self._unknown(name), source, audit=False)
+            return self._result(name, cmd, t0, self._unknown(name), source)
         on = bool(on)
         if ch.cfg.mode == "pulse" and on != ch.safe:
             return await self.pulse(name, ch.cfg.pulse_ms, source)
