@@ -104,9 +104,9 @@ channel = 2
     assert any(p.startswith("edge.toml:10: relays.channels.ghost.board: unknown board 'nowhere'") for p in ps)
     assert any("relays.channels.nopin.pin: required" in p for p in ps)
     (p,) = problems(BOARD + '\n[relays.channels.s]\nboard = "main"\nchannel = 1\nmode = "toggle"\n')
-    assert p.startswith("edge.toml:13: relays.channels.s.mode:")
+    assert p.startswith("edge.toml:12: relays.channels.s.mode:")
     (p,) = problems(BOARD + '\n[relays.channels.s]\nboard = "main"\nchannel = 1\npulse_ms = 0\n')
-    assert p.startswith("edge.toml:13: relays.channels.s.pulse_ms:")
+    assert p.startswith("edge.toml:12: relays.channels.s.pulse_ms:")
 
 
 def test_every_shipped_profile_loads_and_says_how_to_pulse():
