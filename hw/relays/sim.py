@@ -11,7 +11,8 @@ Run it as its own process (the crash test does)::
     python -m hw.relays.sim --profile waveshare-8 --tcp 127.0.0.1:5020 [--framing rtu]
     python -m hw.relays.sim --profile waveshare-8 --serial /dev/pts/7
 
-It prints one JSON line per coil transition: {"t": <unix time>, "channel": n, "on": bool}.
+It prints one JSON line per coil transition: {"t": <unix time>, "m": <CLOCK_MONOTONIC, which
+other processes on this machine share>, "channel": n, "on": bool}.
 """
 
 from __future__ import annotations
@@ -274,7 +275,7 @@ async def _amain(args: argparse.Namespace) -> None:
     offset = time.time() - time.monotonic()
 
     def emit(t: float, ch: int, on: bool) -> None:
-        sys.stdout.write(json.dumps({"t": t + offset, "channel": ch, "on": on}) + "\n")
+        sys.stdout.write(json.dumps({"t": t + offset, "m": t, "channel": ch, "on": on}) + "\n")
         sys.stdout.flush()
 
     board.listeners.append(emit)
