@@ -91,3 +91,67 @@ async def test_board_unplugged_for_30_s(service_factory, caplog):
             res = await relays.pulse("strike", 200)
             assert res.ok, res
             assert sum("answers again" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_board_missing_at_start_does_not_block_ready(service_factory):
+    """READY is not held hostage by a board that is not plugged in: it is reported, and gets
+    its safe state the moment it answers."""
+    async with sim_board("waveshare-8") as srv:
+        await srv.stop()
+        async with service_factory(TOML.format(port=srv.port, poll=200)) as svc:
+            relays = svc.ctx.extras["relays"]
+            assert [i.reachable for i in relays.describe()] == [False, False, False]
+            assert "cannot connect" in relays.describe()[0].detail
+            res = await relays.set("siren", True)
+            assert not res.ok and "unreachable" in res.error
+            srv.board.switch(1, True)  # powered up with a relay on
+            await srv.start()
+            await wait_for(lambda: relays.describe()[0].reachable, 2, what="board reached")
+            await wait_for(lambda: not srv.board.coils[0], 1, what="safe state at first contact")
+            assert relays.state("strike") is False
+            assert (await relays.set("siren", True)).ok
+
+
+async def test_boards_sharing_one_rs485_line(service_factory):
+    """Two boards (device ids 1 and 2) on one serial line: one transaction at a time."""
+    from hw.relays.profiles import get_profile
+    from hw.relays.sim import SimBoard, SimServer
+
+    from .relay_peers import pty_pair, pulses
+
+    with pty_pair() as (board_end, service_end):
+        srv = SimServer({1: SimBoard(get_profile("waveshare-8")), 2: SimBoard(get_profile("eletechsup-r4d3b16"))},
+                        serial=board_end, baudrate=115200)
+        await srv.start()
+        try:
+            toml = f"""
+[relays.boards.a]
+type = "modbus_rtu"
+profile = "waveshare-8"
+device = "{service_end}"
+baudrate = 115200
+device_id = 1
+poll_ms = 50
+
+[relays.boards.b]
+type = "modbus_rtu"
+profile = "eletechsup-r4d3b16"
+device = "{service_end}"
+baudrate = 115200
+device_id = 2
+poll_ms = 50
+""" + "".join(f'\n[relays.channels.a{i}]\nboard = "a"\nchannel = {i}\n\n[relays.channels.b{i}]\nboard = "b"\nchannel = {i}\n'
+              for i in range(1, 5))
+            async with service_factory(toml) as svc:
+                relays = svc.ctx.extras["relays"]
+                assert len(relays.pool.lines) == 1
+                results = await asyncio.gather(*(relays.pulse(f"{x}{i}", 200) for i in range(1, 5) for x in "ab"))
+                assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+                a, b = srv.boards[1], srv.boards[2]
+                await wait_for(lambda: all(pulses(a, i) and pulses(b, i) for i in range(1, 5)), 3, what="all pulses ended")
+                for board in (a, b):
+                    for i in range(1, 5):
+                        assert abs(pulses(board, i)[0][1] - 200) <= 30
+                assert all(i.reachable and not i.faulted for i in relays.describe())
+        finally:
+            await srv.stop()

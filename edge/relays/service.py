@@ -230,15 +230,21 @@ class RelayService(Component):
         async def one(ch: _Channel) -> None:
             async with ch.lock:
                 self._cancel_pulse(ch)
-                ch.desired = None
+                # a follow channel asked to mirror its sensor while its board was not reached
+                # yet gets that state instead (the rules re-send only on the next change)
+                held = ch.cfg.mode == "follow" and ch.desired is not None
+                if not held:
+                    ch.desired = None
+                target = ch.desired if held else ch.safe
+                cmd = f"{'follow' if held else 'safe'} {_onoff(target)}"
                 t0 = time.perf_counter()
                 try:
-                    await b.board.write(ch.index, ch.safe)
+                    await b.board.write(ch.index, bool(target))
                 except BoardError as exc:
-                    self._audit(ch.name, f"safe {ch.cfg.safe_state}", False, t0, f"{source}: {exc}")
+                    self._audit(ch.name, cmd, False, t0, f"{source}: {exc}")
                     raise
-                self._audit(ch.name, f"safe {ch.cfg.safe_state}", True, t0, source)
-                self._set_on(ch, ch.safe, source)
+                self._audit(ch.name, cmd, True, t0, source)
+                self._set_on(ch, bool(target), source)
 
         chans = [c for c in self.channels.values() if c.board is b]
         res = await asyncio.gather(*(one(c) for c in chans), return_exceptions=True)
@@ -250,6 +256,9 @@ class RelayService(Component):
             b.safe_applied = True
 
     async def run(self) -> None:
+        if self.boards:
+            # each poll loop beats once per poll; a hung one withholds the systemd watchdog
+            self.stall_timeout_s = max(10.0, 5 * max(b.cfg.poll_ms for b in self.boards.values()) / 1000)
         async with asyncio.TaskGroup() as tg:
             for b in self.boards.values():
                 tg.create_task(self._poll_loop(b), name=f"relays-poll:{b.name}")
@@ -276,6 +285,10 @@ class RelayService(Component):
                 except (BoardError, asyncio.TimeoutError) as exc:
                     self._audit(ch.name, f"safe {ch.cfg.safe_state}", False, t0, f"safe-state at stop: {exc}")
                     log.error("relay %s: safe state at stop failed: %s", ch.name, exc)
+                    if b.reachable is False:
+                        log.error("relay board %s is unreachable: its other relays are not put to their safe "
+                                  "state at stop", b.name)
+                        return  # do not spend the stop budget on timeouts
 
         await asyncio.gather(*(board_safe(b) for b in self.boards.values()))
         for b in self.boards.values():
@@ -314,14 +327,12 @@ class RelayService(Component):
     async def _poll_ok(self, b: _Board, states: list[bool]) -> None:
         was = b.reachable
         self._mark_reachable(b)
-        if was is not True:
-            if not b.safe_applied:
-                await self._apply_safe_state(b, "safe-state at first contact")
-                return
-            if was is False:
-                await self._reassert(b, states)
-                return
-        self._update_from_read(b, states)
+        if not b.safe_applied:  # not reached at start, or some safe-state writes failed
+            await self._apply_safe_state(b, "safe-state at first contact")
+        elif was is False:
+            await self._reassert(b, states)
+        else:
+            self._update_from_read(b, states)
 
     def _update_from_read(self, b: _Board, states: list[bool]) -> None:
         for ch in self.channels.values():
