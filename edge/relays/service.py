@@ -113,6 +113,7 @@ class _Channel:
     end_task: asyncio.Task[None] | None = None
     faulted: str = ""
     desired: bool | None = None  # held state of follow/latch channels (re-asserted on recovery)
+    mismatch: bool = False  # the last poll found it elsewhere than expected (logged once)
 
     @property
     def safe(self) -> bool:
@@ -223,13 +224,12 @@ class RelayService(Component):
         if apply_safe:
             await self._apply_safe_state(b, "safe-state at start")
         else:
-            self._update_from_read(b, states)
+            await self._enforce(b, states, "component restart")
         return f"{b.name}: safe state" if apply_safe else f"{b.name}: ok"
 
     async def _apply_safe_state(self, b: _Board, source: str) -> None:
         async def one(ch: _Channel) -> None:
             async with ch.lock:
-                self._cancel_pulse(ch)
                 # a follow channel asked to mirror its sensor while its board was not reached
                 # yet gets that state instead (the rules re-send only on the next change)
                 held = ch.cfg.mode == "follow" and ch.desired is not None
@@ -244,6 +244,7 @@ class RelayService(Component):
                     self._audit(ch.name, cmd, False, t0, f"{source}: {exc}")
                     raise
                 self._audit(ch.name, cmd, True, t0, source)
+                self._cancel_pulse(ch)
                 self._set_on(ch, bool(target), source)
 
         chans = [c for c in self.channels.values() if c.board is b]
@@ -329,46 +330,42 @@ class RelayService(Component):
         self._mark_reachable(b)
         if not b.safe_applied:  # not reached at start, or some safe-state writes failed
             await self._apply_safe_state(b, "safe-state at first contact")
-        elif was is False:
-            await self._reassert(b, states)
         else:
-            self._update_from_read(b, states)
+            await self._enforce(b, states, "after board recovery" if was is False else "poll")
 
-    def _update_from_read(self, b: _Board, states: list[bool]) -> None:
-        for ch in self.channels.values():
-            if ch.board is not b or ch.lock.locked() or ch.pulse_until is not None:
-                continue  # a command or a pulse owns the channel right now
-            if 1 <= ch.index <= len(states) and states[ch.index - 1] != ch.on:
-                if ch.on is not None:
-                    log.warning("relay %s is %s on the board, expected %s", ch.name, _onoff(states[ch.index - 1]), _onoff(ch.on))
-                self._set_on(ch, states[ch.index - 1], "board")
-
-    async def _reassert(self, b: _Board, states: list[bool]) -> None:
-        """After a recovery: held channels back to their held state, idle ones to safe state."""
-        loop = asyncio.get_running_loop()
+    async def _enforce(self, b: _Board, states: list[bool], why: str) -> None:
+        """Put every idle channel of ``b`` where it should be, going by a fresh read: held
+        (follow/latch) channels to their held state, the others to their safe state. Channels
+        with a pulse running are left to their pulse's end task. After a recovery this is the
+        re-assertion; on an ordinary poll it catches a relay that changed behind our back (a
+        board that rebooted between two polls)."""
         for ch in [c for c in self.channels.values() if c.board is b]:
+            if ch.pulse_until is not None or ch.lock.locked():
+                continue  # a pulse or a command owns it right now
             async with ch.lock:
-                if ch.pulse_until is not None and ch.pulse_until > loop.time():
-                    target = not ch.safe
-                elif ch.pulse_until is not None:
-                    continue  # its end task owns it (retrying the end write)
-                elif ch.desired is not None:
-                    target = ch.desired
-                else:
-                    target = ch.safe
+                if ch.pulse_until is not None:
+                    continue
+                target = ch.desired if ch.desired is not None else ch.safe
                 actual = states[ch.index - 1] if 1 <= ch.index <= len(states) else None
                 if actual == target:
+                    ch.mismatch = False
                     self._set_on(ch, target, "board")
                     continue
+                cmd = f"reassert {_onoff(target)}"
                 t0 = time.perf_counter()
                 try:
                     await b.board.write(ch.index, target)
                 except BoardError as exc:
-                    self._audit(ch.name, f"reassert {_onoff(target)}", False, t0, str(exc))
+                    self._audit(ch.name, cmd, False, t0, f"{why}: {exc}")
                     self._command_failed(b, exc)
                     return
-                self._audit(ch.name, f"reassert {_onoff(target)}", True, t0, "after board recovery")
-                log.info("relay %s re-asserted %s after board %s recovered", ch.name, _onoff(target), b.name)
+                self._audit(ch.name, cmd, True, t0, why)
+                if why == "poll" and not ch.mismatch:
+                    log.warning("relay %s was %s on board %s, expected %s: switched back", ch.name, _onoff(actual),
+                                b.name, _onoff(target))
+                elif why != "poll":
+                    log.info("relay %s re-asserted %s (%s)", ch.name, _onoff(target), why)
+                ch.mismatch = why == "poll"
                 self._set_on(ch, target, "reassert")
 
     def _mark_reachable(self, b: _Board) -> None:
@@ -465,12 +462,13 @@ class RelayService(Component):
         if err := self._unavailable(ch):
             return self._result(name, cmd, t0, err, source)
         async with ch.lock:
-            self._cancel_pulse(ch)
             try:
                 await ch.board.board.write(ch.index, on)
             except BoardError as exc:
+                # a running pulse keeps its end task (and its retries): nothing was changed
                 self._command_failed(ch.board, exc)
                 return self._result(name, cmd, t0, str(exc), source)
+            self._cancel_pulse(ch)
             if ch.cfg.mode != "pulse":
                 ch.desired = on
             ch.faulted = ""
