@@ -32,7 +32,9 @@ Boards: each has one poll loop reading its relays every ``poll_ms``. After ``fai
 failed polls (or failed commands) in a row the board is unreachable: logged once, on the
 transition, published as ComponentHealth("relays/<board>"), and commands to it fail at once
 with the reason. The first answer after that is a recovery (logged once), then follow/latch
-channels are re-asserted and the others put back to where they should be.
+channels are re-asserted and the others put back to their safe state. Every ordinary poll does
+the same for an idle channel found elsewhere than expected (a board that rebooted between two
+polls), with a warning; a channel with a pulse running is left to its pulse's end.
 """
 
 from __future__ import annotations

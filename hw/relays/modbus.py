@@ -24,9 +24,24 @@ from pymodbus.pdu import ModbusPDU
 from .base import BoardError
 from .profiles import BoardProfile
 
-# pymodbus logs every refused connect and timeout at ERROR; the relay service reports board
-# problems itself (once, on the transition), so keep pymodbus' own log for real surprises.
-logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+
+
+class _LinkNoiseFilter(logging.Filter):
+    """pymodbus logs every refused connect and every timeout at ERROR: with a board unplugged
+    that is two lines a second forever. The relay service reports board problems itself (once,
+    on the transition), so those messages are dropped; anything else pymodbus says stays."""
+
+    NOISE = ("Failed to connect", "No response received", "Not connected, trying to connect",
+             "Connection lost", "Client cannot connect", "Repeating....")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        return not any(n in msg for n in self.NOISE)
+
+
+_pymodbus_log = logging.getLogger("pymodbus.logging")  # the one logger pymodbus logs on
+if not any(isinstance(f, _LinkNoiseFilter) for f in _pymodbus_log.filters):
+    _pymodbus_log.addFilter(_LinkNoiseFilter())
 
 
 class RawWriteCoilRequest(ModbusPDU):
