@@ -189,16 +189,16 @@ class RelayService(Component):
 
     async def _start_sims(self) -> None:
         for bname, sim in self.sim_servers.items():
-            if sim.server is None:
-                await sim.start()
-                b = self.boards[bname].board
-                assert isinstance(b, ModbusBoard)
-                if b.line is None:
-                    bcfg = self.boards[bname].cfg
-                    b.line = self.pool.get(LineSpec("tcp", sim.host, sim.port, framing=bcfg.framing,
-                                                    timeout_s=bcfg.timeout_ms / 1000))
-                log.info("simulated relay board %s (%s) listens on %s:%d", bname, bcfg_profile(self.boards[bname].cfg),
-                         sim.host, sim.port)
+            if sim.server is not None:
+                continue
+            await sim.start()
+            rt = self.boards[bname]
+            board = rt.board
+            assert isinstance(board, ModbusBoard)
+            if board.line is None:
+                board.line = self.pool.get(LineSpec("tcp", sim.host, sim.port, framing=rt.cfg.framing,
+                                                    timeout_s=rt.cfg.timeout_ms / 1000))
+            log.info("simulated relay board %s (%s) listens on %s:%d", bname, rt.cfg.profile, sim.host, sim.port)
 
     # ---- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
@@ -625,7 +625,3 @@ def _log_audit_failure(fut: "asyncio.Future[Any]") -> None:
 
 def _onoff(on: bool | None) -> str:
     return "unknown" if on is None else ("on" if on else "off")
-
-
-def bcfg_profile(cfg: BoardConfig) -> str:
-    return cfg.profile or cfg.type

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import struct
 import sys
 import time
 from typing import Callable
