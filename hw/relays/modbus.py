@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import struct
 import time
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from pymodbus.pdu import ModbusPDU
 from .base import BoardError
 from .profiles import BoardProfile
 
+
+log = logging.getLogger("hw.relays.modbus")
 
 
 class _LinkNoiseFilter(logging.Filter):
@@ -87,6 +90,24 @@ class LineSpec:
         return f"{self.target} {self.baudrate} {self.bytesize}{self.parity}{self.stopbits}"
 
 
+def tune_usb_serial(device: str) -> str:
+    """USB-RS485 adapters (FTDI) hold received bytes up to 16 ms before handing them over:
+    set the adapter's latency_timer to 1 ms when it has one. Returns what was done, for the log."""
+    try:
+        name = os.path.basename(os.path.realpath(device))
+        knob = f"/sys/bus/usb-serial/devices/{name}/latency_timer"
+        if not os.path.exists(knob):
+            return ""
+        with open(knob) as fh:
+            if fh.read().strip() == "1":
+                return ""
+        with open(knob, "w") as fh:
+            fh.write("1")
+        return f"{device}: USB serial latency_timer set to 1 ms"
+    except OSError as exc:
+        return f"{device}: cannot set the USB serial latency_timer to 1 ms ({exc.strerror}); replies may wait 16 ms"
+
+
 class ModbusLine:
     def __init__(self, spec: LineSpec):
         self.spec = spec
@@ -96,6 +117,7 @@ class ModbusLine:
         # t3.5: 3.5 character times of 11 bits, fixed at 1.75 ms above 19200 baud
         self._gap_s = 0.00175 if spec.baudrate > 19200 else 3.5 * 11 / spec.baudrate
         self.users = 0
+        self._tuned = False
 
     def _make_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
         s = self.spec
@@ -110,6 +132,10 @@ class ModbusLine:
         if self.client is not None and self.client.connected:
             return self.client
         self.close()
+        if self.spec.kind == "serial" and not self._tuned:
+            self._tuned = True
+            if note := tune_usb_serial(self.spec.target):
+                log.info("%s", note)
         client = self._make_client()
         try:
             ok = await asyncio.wait_for(client.connect(), self.spec.timeout_s * 3 + 0.5)
