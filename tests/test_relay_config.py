@@ -129,3 +129,17 @@ def test_adding_a_board_is_adding_a_file(tmp_path: Path):
     p.write_text(text + "\nbogus = 1\n")
     with pytest.raises(Exception, match="bogus"):
         load_profile_file(p)
+
+
+def test_boards_sharing_a_line_must_agree():
+    ps = problems(BOARD + """
+[relays.boards.second]
+type = "modbus_rtu"
+profile = "eletechsup-r4d3b16"
+device = "/dev/ttyUSB0"
+baudrate = 19200
+device_id = 1
+""")
+    text = "\n".join(ps)
+    assert "edge.toml:13: relays.boards.second.baudrate: board 'main' on the same line has baudrate = 9600" in text
+    assert "edge.toml:14: relays.boards.second.device_id: board 'main' on the same line already answers" in text

@@ -141,6 +141,27 @@ class RelaysConfig(Section):
                 if not re.match(NAME, name):
                     problems.append(((kind, name), "name must start with a letter and hold only letters, digits, _ "
                                                    "and - (at most 32)"))
+        # boards sharing a line: same settings, different device ids
+        lines: dict[tuple[object, ...], tuple[str, BoardConfig]] = {}
+        for name, b in self.boards.items():
+            if b.type == "modbus_rtu":
+                key: tuple[object, ...] = ("rtu", b.device)
+            elif b.type == "modbus_tcp":
+                key = ("tcp", b.host, b.port or (4196 if b.framing == "rtu" else 502))
+            else:
+                continue
+            first = lines.get(key)
+            if first is None:
+                lines[key] = (name, b)
+                continue
+            other, ob = first
+            for setting in ("baudrate", "parity", "stopbits", "framing", "timeout_ms"):
+                if getattr(b, setting) != getattr(ob, setting):
+                    problems.append((("boards", name, setting), f"board {other!r} on the same line has "
+                                                                 f"{setting} = {getattr(ob, setting)!r}; one line, one setting"))
+            if b.device_id == ob.device_id:
+                problems.append((("boards", name, "device_id"), f"board {other!r} on the same line already "
+                                                                 f"answers to device id {b.device_id}"))
         used: dict[tuple[str, int], str] = {}  # (board, relay), or ("gpio", pin): pins are the Pi's
         for name, ch in self.channels.items():
             loc = ("channels", name)
