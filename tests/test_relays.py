@@ -218,41 +218,35 @@ async def test_bad_commands_get_clear_errors(service_factory):
         assert srv.board.coils[0] is False
 
 
-class AuditLog:
-    """Stands in for ctx.store's audit_relay (the store is another component's)."""
-
-    def __init__(self) -> None:
-        self.rows: list[tuple] = []
-
-    def audit_relay(self, relay, command, outcome, latency_ms, detail="", ts=None):
-        self.rows.append((relay, command, outcome, latency_ms, detail))
-        fut = asyncio.get_running_loop().create_future()
-        fut.set_result(len(self.rows))
-        return fut
-
-
 async def test_every_command_is_audited_with_outcome_and_latency(service_factory):
+    from edge.store.component import db_path
+    from edge.store.readers import query_audit
+
     async with board_and_service(service_factory, "tcp", "waveshare-8") as (srv, svc, relays):
-        audit = AuditLog()
-        real_store = svc.ctx.store
-        svc.ctx.store = audit
-        try:
-            await relays.pulse("strike", 200, source="test")
-            await relays.set("siren", True, source="test")
-            await relays.pulse("nope", 200)
-            await srv.stop()
-            await wait_for(lambda: not relays.describe()[0].reachable, 3, what="board unreachable")
-            await relays.set("siren", False, source="test")
-        finally:
-            svc.ctx.store = real_store
-        by_cmd = [(r[0], r[1], r[2]) for r in audit.rows]
+        db = db_path(svc.ctx.config, svc.ctx.data_dir)
+        await relays.pulse("strike", 200, source="test")
+        await relays.set("siren", True, source="test")
+        await relays.pulse("nope", 200)
+        await srv.stop()
+        await wait_for(lambda: not relays.describe()[0].reachable, 3, what="board unreachable")
+        await relays.set("siren", False, source="test")
+        await svc.ctx.store.flush()
+        rows = query_audit(db)
+        by_cmd = [(r.relay, r.command, r.outcome) for r in rows]
+        assert set(by_cmd[:4]) == {(n, "safe off", "ok") for n in ("strike", "siren", "zone1")} | {("maglock", "safe on", "ok")}
         assert ("strike", "pulse 200 ms", "ok") in by_cmd
         assert ("siren", "set on", "ok") in by_cmd
         assert ("nope", "pulse 200 ms", "failed") in by_cmd
-        assert ("siren", "set off", "failed") in by_cmd
-        failed = [r for r in audit.rows if r[:3] == ("siren", "set off", "failed")][0]
-        assert "unreachable" in failed[4]
-        assert all(isinstance(r[3], float) and r[3] >= 0 for r in audit.rows)
+        failed = [r for r in rows if (r.relay, r.command, r.outcome) == ("siren", "set off", "failed")]
+        assert len(failed) == 1 and "unreachable" in failed[0].detail and "source=test" in failed[0].detail
+        assert all(r.latency_ms is not None and r.latency_ms >= 0 for r in rows)
+        await srv.start()
+        await wait_for(lambda: relays.describe()[0].reachable, 3, what="board back")
+        await svc.stop()
+    # the stop's safe state is in the audit too (the store closes after the relays)
+    stop_rows = [r for r in query_audit(db) if "safe-state at stop" in r.detail]
+    assert {r.relay for r in stop_rows} == {"strike", "siren", "zone1", "maglock"}
+    assert all(r.outcome == "ok" for r in stop_rows)
 
 
 GPIO_TOML = """
@@ -343,3 +337,20 @@ pulse_ms = 1000
         assert (await relays.pulse("door", 250)).ok
         await wait_for(lambda: len(pulses(sim.board, 1)) == 2, 3, what="second pulse end")
         assert abs(pulses(sim.board, 1)[1][1] - 250) <= TOL_MS
+
+
+async def test_link_lost_mid_board_timed_pulse(service_factory):
+    """The board times it: it ends on time without the link, and the channel is not faulted."""
+    async with board_and_service(service_factory, "tcp", "waveshare-8") as (srv, svc, relays):
+        assert (await relays.pulse("strike", 500)).ok
+        await asyncio.sleep(0.1)
+        await srv.stop()
+        await wait_for(lambda: pulses(srv.board, 1), 2, what="board ended the pulse by itself")
+        assert abs(pulses(srv.board, 1)[0][1] - 500) <= TOL_MS
+        await asyncio.sleep(1.0)  # past the service's check of the end, which cannot reach the board
+        info = relays.describe()[0]
+        assert not info.faulted and not info.reachable
+        assert relays.state("strike") is False
+        await srv.start()
+        await wait_for(lambda: relays.describe()[0].reachable, 2, what="board back")
+        assert srv.board.coils[0] is False and not relays.describe()[0].faulted

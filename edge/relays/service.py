@@ -515,6 +515,9 @@ class RelayService(Component):
         board = ch.board.board
         if ch.pulse_until != end:
             return
+        # a board-timed pulse whose end cannot be checked (link lost) is most likely over: the
+        # safe state is still written once the board answers, but the channel is not faulted
+        unconfirmed = False
         if ch.pulse_hw:
             # the board switched it back by itself; check that it did
             self._set_on(ch, ch.safe, "pulse end (board-timed)")
@@ -530,7 +533,10 @@ class RelayService(Component):
                         return
                     log.error("relay %s: board did not end its timed pulse; the service switches it back", ch.name)
                 except BoardError as exc:
-                    log.warning("relay %s: cannot confirm the board-timed pulse ended (%s); writing it", ch.name, exc)
+                    unconfirmed = True
+                    self._command_failed(ch.board, exc)
+                    log.warning("relay %s: cannot confirm the board-timed pulse ended (%s); the safe state is "
+                                "written again once the board answers", ch.name, exc)
         delay = OFF_RETRY_INITIAL_S
         attempts = 0
         t0 = time.perf_counter()
@@ -543,7 +549,7 @@ class RelayService(Component):
                 except BoardError as exc:
                     attempts += 1
                     self._command_failed(ch.board, exc)
-                    if not ch.faulted:
+                    if not ch.faulted and not unconfirmed:
                         ch.faulted = f"pulse end not written, retrying: {exc}"
                         self.m_faulted.labels(ch.name).set(1)
                         log.error("relay %s: FAULT: pulse end write failed, retrying until it succeeds: %s", ch.name, exc)
