@@ -2,7 +2,8 @@
 board (its own process, over Modbus TCP and over a socat pty pair standing in for RS485), and
 to the pin set on gpiozero's MockFactory. p50/p99 over 1,000 commands each.
 
-Goal: p99 <= 5 ms over TCP and the pty, <= 2 ms on GPIO. Prints one JSON line.
+The relay service runs with the real store (every command audited), the board in its own
+process. Goal: p99 <= 5 ms over TCP and the pty, <= 2 ms on GPIO. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ sys.path.insert(0, str(REPO))
 from edge import config as config_mod  # noqa: E402
 from edge.relays import RelayService  # noqa: E402
 from edge.service import build_context  # noqa: E402
+from edge.store.component import StoreComponent  # noqa: E402
 
 N = int(os.environ.get("BENCH_RELAY_COMMANDS", "1000"))
 # idle time between commands: relays are not switched back to back at 1 kHz, and on RS485 a
@@ -80,6 +82,8 @@ async def run_commands(board_toml: str, where: str, simulated: bool, board_time)
         logging.getLogger("edge.service").setLevel(logging.ERROR)  # the throwaway credentials
         ctx = build_context(cfg, Path(d), simulated=simulated)
         ctx.bus.bind_loop(asyncio.get_running_loop())
+        store = StoreComponent(ctx)  # every command is audited, as in the service
+        await store.start()
         svc = RelayService(ctx)
         await svc.start()
         runner = asyncio.create_task(svc.run())
@@ -97,6 +101,7 @@ async def run_commands(board_toml: str, where: str, simulated: bool, board_time)
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
             await svc.stop()
+            await store.stop()
     return latencies
 
 
