@@ -328,3 +328,23 @@ async def test_locked_database_fails_the_batch_not_the_writer_nor_the_loop(tmp_p
     assert await asyncio.wait_for(s.record_event("sensor", "door", {"n": "after"}), 5) >= 1
     assert s.ok and s.stats.events_persisted == 1
     await s.close()
+
+
+async def test_telemetry_waits_for_company_and_rides_along_with_an_urgent_event(tmp_path: Path):
+    s = Store(tmp_path / "t.db", batch_ms=20, telemetry_batch_ms=3000)
+    await s.start()
+    try:
+        reading = s.record_event("sensor", "temp1", {"temperature": 21.5}, telemetry=True)
+        await asyncio.sleep(0.3)
+        assert not reading.done(), "a routine reading should wait for company, not cost a commit of its own"
+        batches = s.stats.batches
+        t0 = time.monotonic()
+        alarm = s.record_event("alarm", "front_door", {"active": True})
+        await asyncio.wait_for(alarm, 1)
+        assert time.monotonic() - t0 < 0.5
+        assert reading.done() and reading.result() < alarm.result()
+        assert s.stats.batches == batches + 1  # one commit for both
+        lone = s.record_event("sensor", "temp1", {"temperature": 21.6}, telemetry=True)
+        await asyncio.wait_for(lone, 5)  # and a lone reading still commits within its window
+    finally:
+        await s.close()

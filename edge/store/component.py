@@ -44,7 +44,7 @@ class StoreComponent(Component):
             return
         cfg = self.ctx.config.store
         store = Store(self.path, cfg.retention_days, cfg.aggregate_retention_days, cfg.batch_ms,
-                      prune_batch_rows=cfg.prune_batch_rows, prune_interval_s=cfg.prune_interval_s,
+                      telemetry_batch_ms=cfg.telemetry_batch_ms, prune_batch_rows=cfg.prune_batch_rows, prune_interval_s=cfg.prune_interval_s,
                       on_batch=self._publish)
         await store.start()
         self.store = store

@@ -43,12 +43,13 @@ def _dumps(value: Any) -> str:
 
 class Store:
     def __init__(self, path: str | Path, retention_days: float = 30, aggregate_retention_days: float = 3650,
-                 batch_ms: float = 50, *, prune_batch_rows: int = 500, prune_interval_s: float = 1.0,
+                 batch_ms: float = 50, *, telemetry_batch_ms: float = 10000, prune_batch_rows: int = 500, prune_interval_s: float = 1.0,
                  prune_idle_s: float = 600.0, prune_first_delay_s: float = 5.0,
                  aggregate_kinds: Iterable[str] = AGGREGATE_KINDS, aggregate_flush_s: float = FLUSH_S,
                  on_batch: Callable[[StoreStats], None] | None = None, max_queue: int = MAX_QUEUE):
         self.path = Path(path)
         self.batch_s = batch_ms / 1000
+        self.telemetry_batch_s = max(batch_ms, telemetry_batch_ms) / 1000
         self.aggregate_kinds = frozenset(aggregate_kinds)
         self.max_queue = max_queue
         self._on_batch = on_batch
@@ -132,7 +133,7 @@ class Store:
                           wr.last_error, self.pruner.rows_deleted)
 
     # ---- queueing ------------------------------------------------------------------------
-    def _submit(self, code: int, args: tuple[Any, ...]) -> asyncio.Future[Any]:
+    def _submit(self, code: int, args: tuple[Any, ...], window: float | None = None) -> asyncio.Future[Any]:
         wr = self._writer
         if wr is None:
             raise RuntimeError("store not started: await store.start() first")
@@ -143,7 +144,7 @@ class Store:
         if wr.q.qsize() >= self.max_queue:
             return self._fail(fut, StoreOverloaded(
                 f"store writer is {self.max_queue} ops behind (disk stalled?); op refused"))
-        wr.put(w.Op(code, args, fut))
+        wr.put(w.Op(code, args, fut, window=window))
         if not wr.alive:  # the writer stopped meanwhile: nobody will take it
             self._fail_stranded(wr)
         return fut
@@ -172,8 +173,16 @@ class Store:
         return self._fail(self._loop.create_future(), ValueError(what))  # type: ignore[union-attr]
 
     # ---- writes ----------------------------------------------------------------------------
-    def record_event(self, kind: str, source: str, payload: dict[str, Any], ts: float | None = None) -> asyncio.Future[int]:
-        """Queue an event; the future resolves to its id once the batch holding it committed."""
+    def record_event(self, kind: str, source: str, payload: dict[str, Any], ts: float | None = None, *,
+                     telemetry: bool = False) -> asyncio.Future[int]:
+        """Queue an event; the future resolves to its id once the batch holding it committed.
+
+        ``telemetry=True`` is for routine readings that changed nothing (a temperature report,
+        a battery level): they may wait up to ``telemetry_batch_ms`` for company, so a steady
+        trickle costs one SD-card commit per few seconds instead of one per reading. Anything
+        that matters (state changes, alarms, relay audit) keeps the short window and takes the
+        waiting telemetry along in its commit.
+        """
         if not isinstance(payload, dict):
             return self._bad(f"record_event({kind!r}, {source!r}): payload must be a dict, got {type(payload).__name__}")
         try:
@@ -183,7 +192,8 @@ class Store:
         if ts is None:
             ts = time.time()
         numeric = numeric_fields(payload) if kind in self.aggregate_kinds else None
-        return self._submit(w.EVENT, (float(ts), str(kind), str(source), text, numeric))
+        return self._submit(w.EVENT, (float(ts), str(kind), str(source), text, numeric),
+                            self.telemetry_batch_s if telemetry else None)
 
     def set_state(self, sensor: str, state: dict[str, Any], ts: float | None = None) -> asyncio.Future[None]:
         """Upsert the sensor's current state (an older ``ts`` never overwrites a newer one)."""

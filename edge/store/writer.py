@@ -2,7 +2,8 @@
 
 The event loop puts ``Op``s on a ``queue.SimpleQueue`` (never blocks). The writer takes the
 first op, then everything else that arrives until ``batch_s`` after that first op was queued
-(or at once when an op was already waiting that long), runs the whole batch in one
+(or at once when an op was already waiting that long; telemetry ops carry a longer window of
+their own, and the batch closes at the earliest deadline of the ops it holds), runs the whole batch in one
 transaction, commits (``synchronous=FULL``: on disk when COMMIT returns), and only then
 resolves the callers' futures, with one ``loop.call_soon_threadsafe`` per batch.
 
@@ -47,6 +48,7 @@ class Op:
     args: tuple[Any, ...]
     fut: asyncio.Future[Any] | None
     t: float = field(default_factory=time.monotonic)
+    window: float | None = None  # this op's own commit window (telemetry waits longer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +197,9 @@ class Writer:
         batch = [first]
         if first.code in URGENT:
             return self._drain(batch)
-        deadline = first.t + self.batch_s
+        # The batch commits at the earliest deadline of the ops it holds: an urgent op (alarm,
+        # state, audit: the 50 ms window) takes waiting telemetry along with it.
+        deadline = first.t + (self.batch_s if first.window is None else first.window)
         while len(batch) < MAX_BATCH:
             remaining = deadline - time.monotonic()
             try:
@@ -203,6 +207,7 @@ class Writer:
             except queue.Empty:
                 break
             batch.append(op)
+            deadline = min(deadline, op.t + (self.batch_s if op.window is None else op.window))
             if op.code in URGENT:
                 return self._drain(batch)
         return batch
