@@ -52,11 +52,15 @@ class ServiceConfig(Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+from .video.config import VideoConfig  # noqa: E402 - sections import Section from here
+
+
 class Config(Section):
     site: SiteConfig = SiteConfig()
     service: ServiceConfig = ServiceConfig()
     store: StoreConfig = StoreConfig()
     web: WebConfig = WebConfig()
+    video: VideoConfig = VideoConfig()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Config":
