@@ -50,6 +50,10 @@ def build_components(ctx: Context, supervisor_ref) -> list[Component]:
     from .store.component import StoreComponent
 
     comps: list[Component] = [StoreComponent(ctx)]
+    if ctx.config.video.enabled:
+        from .video.component import VideoComponent
+
+        comps.append(VideoComponent(ctx))
     comps.append(WebComponent(ctx, supervisor_ref))
     return comps
 
