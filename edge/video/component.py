@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import Counter, Gauge
 
-from hw.encoder import EncoderSettings, choose_encoder, make_encoder
+from hw.encoder import EncoderChoice, EncoderSettings, choose_encoder, make_encoder
 
 from ..bus import Alarm, ComponentHealth, SensorChanged
 from ..component import Component, Health
@@ -33,6 +33,8 @@ from . import VideoProfile
 log = logging.getLogger("edge.video")
 
 SNAPSHOT_PATH = "/snapshot.jpg"
+HW_FAILURES_BEFORE_X264 = 3  # auto mode: a hardware encoder failing this often in a row gives way to x264
+STABLE_S = 60.0
 
 
 class _Metrics:
@@ -72,6 +74,8 @@ class VideoComponent(Component):
         self.producer = None
         self._sub = None
         self._built = 0
+        self._failures = 0  # consecutive pipeline failures (reset after a stable run)
+        self._running_since = 0.0
         self._last_au = 0.0
         self._frame: tuple[Any, float] | None = None  # (PIL image, wall time)
         self._jpeg: tuple[int, bytes] | None = None
@@ -149,6 +153,10 @@ class VideoComponent(Component):
         from .rtsp import RtspServer
 
         c = self.cfg
+        if (self.encoder_choice is not None and c.encoder == "auto" and self.encoder_choice.name != "x264"
+                and self._failures >= HW_FAILURES_BEFORE_X264):
+            log.error("H.264 encoder %s failed %d times in a row: switching to x264", self.encoder_choice.name, self._failures)
+            self.encoder_choice = EncoderChoice("x264", f"{self.encoder_choice.name} failed {self._failures} times in a row")
         if self.encoder_choice is None:
             self.encoder_choice = choose_encoder(c.encoder)
         settings = EncoderSettings(c.width, c.height, c.fps, c.bitrate_kbps, c.gov_length, c.x264_preset)
@@ -193,6 +201,7 @@ class VideoComponent(Component):
         self.m.encoder.labels(self.encoder_choice.name).set(1)
         self.m.up.set(1)
         self._state = "running"
+        self._running_since = time.monotonic()
         if self._sub is not None:
             self._sub.close()
         self._sub = self.ctx.bus.subscribe(SensorChanged, Alarm, ComponentHealth, maxsize=1000, name="video")
@@ -206,6 +215,8 @@ class VideoComponent(Component):
                 tg.create_task(self._watch())
         except* RuntimeError as eg:
             self._state = f"failed: {eg.exceptions[0]}"
+            stable = time.monotonic() - self._running_since > STABLE_S
+            self._failures = 1 if stable else self._failures + 1
             self.m.up.set(0)
             raise eg.exceptions[0] from None
 

@@ -21,12 +21,13 @@ class VideoConfig(Section):
     mount: str = Field("/dashboard", description="RTSP path of the stream, e.g. rtsp://host:554/dashboard")
     encoder: Literal["auto", "x264", "v4l2h264enc", "pyav-v4l2m2m", "pyav-x264"] = Field(
         "auto", description="H.264 encoder: auto picks the Pi 4's hardware encoder when it works, else x264")
-    x264_preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = "veryfast"
+    x264_preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = Field(
+        "ultrafast", description="x264 speed: ultrafast keeps an alarm frame fastest and is plenty for flat dashboard graphics")
     bitrate_kbps: int = Field(2000, ge=64, le=50_000, description="target bitrate")
     gov_length: int = Field(10, ge=1, le=600, description="frames between periodic IDR frames")
     page_seconds: float = Field(5.0, ge=1, le=3600, description="seconds per page when the sensors do not fit one")
     max_tiles_per_page: int = Field(9, ge=1, le=16, description="sensor tiles on one page (9 stays readable on a 1/16 NVR tile)")
-    repeat_frame_ms: int = Field(35, ge=20, le=50, description="repeat an alarm frame after this many ms (ffmpeg-based clients hold a frame until the next)")
+    repeat_frame_ms: int = Field(20, ge=20, le=50, description="repeat an alarm frame after this many ms (ffmpeg-based clients hold a frame until the next)")
     stall_s: float = Field(5.0, ge=1, le=60, description="no encoded frame for this long: the pipeline is rebuilt")
     jpeg_quality: int = Field(85, ge=30, le=95)
 
