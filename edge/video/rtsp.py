@@ -110,7 +110,8 @@ class RtspServer:
         except GLib.Error as exc:
             raise OSError(f"RTSP server cannot listen on {self.host}:{self.server.get_service()}: {exc.message}") from None
         if not self._source_id:
-            raise OSError(f"RTSP server cannot listen on {self.host}:{self.server.get_service()} (port in use?)")
+            raise OSError(f"RTSP server cannot listen on {self.host}:{self.server.get_service()} "
+                          "(port in use, or a port below 1024 without CAP_NET_BIND_SERVICE?)")
         self.port = self.server.get_bound_port()
         self._thread = threading.Thread(target=self._loop.run, name="glib-rtsp", daemon=True)
         self._thread.start()
