@@ -62,6 +62,12 @@ def test_ffprobe_reports_h264_at_configured_size_within_10s(service):
     streams = json.loads(r.stdout)["streams"]
     assert [(s["codec_name"], s["width"], s["height"]) for s in streams] == [("h264", W, H)]
     assert took < 10, f"ffprobe needed {took:.1f} s"
+    # the contract ONVIF builds on
+    v = service.video
+    assert v.stream_uri("192.0.2.7") == f"rtsp://192.0.2.7:{v.port}/cam"
+    p = v.profiles[0]
+    assert (p.width, p.height, p.fps, p.bitrate_kbps, p.gov_length) == (W, H, 1.0, 2000, 10)
+    assert v.snapshot_path == "/snapshot.jpg"
 
 
 @pytest.mark.parametrize("transport", ["tcp", "udp"])

@@ -77,7 +77,8 @@ class VideoComponent(Component):
         self._failures = 0  # consecutive pipeline failures (reset after a stable run)
         self._running_since = 0.0
         self._last_au = 0.0
-        self._frame: tuple[Any, float] | None = None  # (PIL image, wall time)
+        self._frame: tuple[Any, int] | None = None  # (PIL image, frame number)
+        self._frame_no = 0
         self._jpeg: tuple[int, bytes] | None = None
         self._frame_lock = threading.Lock()
         self._state = "starting"
@@ -106,7 +107,7 @@ class VideoComponent(Component):
         if frame is None:
             img = await asyncio.to_thread(self.renderer.render, self.dashboard.view())
             return await asyncio.to_thread(self._to_jpeg, img)
-        key = id(frame[0])
+        key = frame[1]
         if cached is not None and cached[0] == key:
             return cached[1]
         data = await asyncio.to_thread(self._to_jpeg, frame[0])
@@ -135,7 +136,8 @@ class VideoComponent(Component):
 
     def _on_frame(self, img, wall: float) -> None:
         with self._frame_lock:
-            self._frame = (img, wall)
+            self._frame_no += 1
+            self._frame = (img, self._frame_no)
         self.m.frames.inc()
 
     def _keyframe_needed(self, why: str) -> None:
@@ -168,6 +170,9 @@ class VideoComponent(Component):
             self.encoder = enc
             rtsp.start()
             self.rtsp = rtsp
+            now = self.ctx.credentials.get()
+            if now != creds:  # rotated while we were building
+                rtsp.set_credentials(now.user, now.password)
         except Exception:
             enc.stop()
             self.encoder = None
@@ -195,7 +200,11 @@ class VideoComponent(Component):
             log.warning("rebuilding the video pipeline")
         await asyncio.to_thread(self._teardown)
         self.m.up.set(0)
-        await asyncio.to_thread(self._build)
+        try:
+            await asyncio.to_thread(self._build)
+        except Exception:
+            self._failures += 1
+            raise
         self._built += 1
         self.m.encoder.clear()
         self.m.encoder.labels(self.encoder_choice.name).set(1)
