@@ -102,6 +102,19 @@ def board_model() -> str:
 
 
 # ---- GStreamer encoders --------------------------------------------------------------
+# Pillow's YCbCr is full range (JPEG); H.264 video is limited range (BT.601: Y 16-235, C 16-240)
+_Y_LUT = [16 + round(v * 219 / 255) for v in range(256)]
+_C_LUT = [128 + round((v - 128) * 224 / 255) for v in range(256)]
+
+
+def to_i420(img) -> bytes:
+    """RGB picture -> I420 bytes (BT.601 limited range), packed as GStreamer expects when
+    the width is a multiple of 8 (no row padding)."""
+    y, cb, cr = img.convert("YCbCr").split()
+    return (y.point(_Y_LUT).tobytes() + cb.reduce(2).point(_C_LUT).tobytes()
+            + cr.reduce(2).point(_C_LUT).tobytes())
+
+
 def gst_encoder_launch(name: str, s: EncoderSettings) -> str:
     if name == "x264":
         return (f"x264enc name=enc tune=zerolatency speed-preset={s.x264_preset} bitrate={s.bitrate_kbps} "
@@ -128,14 +141,19 @@ class GstEncoder:
         self._src = None
         self._enc = None
         self._on_au: AuCallback | None = None
+        # Converted here, once per picture, when the layout allows (width % 8 == 0): a repeat
+        # frame then costs only the encoder's time, which is what an alarm waits for.
+        self._i420 = settings.width % 8 == 0
+        self._last: tuple[object, bytes] | None = None
 
     def start(self, on_au: AuCallback) -> None:
         Gst, _ = _gst()
         s = self.s
         fr = Fraction(s.fps).limit_denominator(1000)
+        fmt = "I420,colorimetry=bt601" if self._i420 else "RGB"
         desc = (
             f"appsrc name=src is-live=true do-timestamp=true format=time block=false max-bytes=0 "
-            f"caps=video/x-raw,format=RGB,width={s.width},height={s.height},framerate={fr.numerator}/{fr.denominator} "
+            f"caps=video/x-raw,format={fmt},width={s.width},height={s.height},framerate={fr.numerator}/{fr.denominator} "
             f"! videoconvert n-threads={CONVERT_THREADS} ! video/x-raw,format=I420 "
             f"! {gst_encoder_launch(self.name, s)} "
             "! h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au "
@@ -177,7 +195,13 @@ class GstEncoder:
         if keyframe:
             ev = GstVideo.video_event_new_upstream_force_key_unit(Gst.CLOCK_TIME_NONE, True, 0)
             self._enc.get_static_pad("src").send_event(ev)
-        ret = self._src.emit("push-buffer", Gst.Buffer.new_wrapped(img.tobytes()))
+        last = self._last
+        if last is not None and last[0] is img:
+            data = last[1]
+        else:
+            data = to_i420(img) if self._i420 else img.tobytes()
+            self._last = (img, data)
+        ret = self._src.emit("push-buffer", Gst.Buffer.new_wrapped(data))
         if ret not in (Gst.FlowReturn.OK,):
             self.error = self.error or f"appsrc push returned {ret.value_nick}"
 
