@@ -30,7 +30,7 @@ log = logging.getLogger("hw.encoder")
 
 AuCallback = Callable[[bytes, bool], None]
 NAMES = ("x264", "v4l2h264enc", "pyav-v4l2m2m", "pyav-x264")
-CONVERT_THREADS = 2  # RGB->I420 split over two cores: ~half the conversion latency at 1080p
+CONVERT_THREADS = 2  # when an encoder wants another layout than I420 (e.g. NV12), convert on two cores
 PI_ENCODER_DEVICE = Path("/dev/video11")  # bcm2835-codec encode node on a Pi 4
 
 
@@ -108,8 +108,8 @@ _C_LUT = [128 + round((v - 128) * 224 / 255) for v in range(256)]
 
 
 def to_i420(img) -> bytes:
-    """RGB picture -> I420 bytes (BT.601 limited range), packed as GStreamer expects when
-    the width is a multiple of 8 (no row padding)."""
+    """RGB picture -> I420 bytes (BT.601 limited range), packed as GStreamer expects for a
+    width that is a multiple of 8 (no row padding)."""
     y, cb, cr = img.convert("YCbCr").split()
     return (y.point(_Y_LUT).tobytes() + cb.reduce(2).point(_C_LUT).tobytes()
             + cr.reduce(2).point(_C_LUT).tobytes())
@@ -127,7 +127,7 @@ def gst_encoder_launch(name: str, s: EncoderSettings) -> str:
 
 
 class GstEncoder:
-    """appsrc (RGB) ! videoconvert ! <encoder> ! h264parse ! appsink, in its own pipeline.
+    """appsrc (I420, converted by ``to_i420``) ! videoconvert (pass-through unless the encoder wants another layout) ! <encoder> ! h264parse ! appsink, in its own pipeline.
 
     Keyframes are forced with an upstream force-key-unit event on the encoder's src pad just
     before the frame is pushed. Errors on the pipeline's bus are read by ``poll_error``.
@@ -141,19 +141,19 @@ class GstEncoder:
         self._src = None
         self._enc = None
         self._on_au: AuCallback | None = None
-        # Converted here, once per picture, when the layout allows (width % 8 == 0): a repeat
-        # frame then costs only the encoder's time, which is what an alarm waits for.
-        self._i420 = settings.width % 8 == 0
+        # Converted here, once per picture: a repeat frame then costs only the encoder's time,
+        # which is what an alarm waits for.
         self._last: tuple[object, bytes] | None = None
 
     def start(self, on_au: AuCallback) -> None:
         Gst, _ = _gst()
         s = self.s
         fr = Fraction(s.fps).limit_denominator(1000)
-        fmt = "I420,colorimetry=bt601" if self._i420 else "RGB"
+        if s.width % 8:
+            raise EncoderUnavailable(f"width {s.width} is not a multiple of 8")
         desc = (
             f"appsrc name=src is-live=true do-timestamp=true format=time block=false max-bytes=0 "
-            f"caps=video/x-raw,format={fmt},width={s.width},height={s.height},framerate={fr.numerator}/{fr.denominator} "
+            f"caps=video/x-raw,format=I420,colorimetry=bt601,width={s.width},height={s.height},framerate={fr.numerator}/{fr.denominator} "
             f"! videoconvert n-threads={CONVERT_THREADS} ! video/x-raw,format=I420 "
             f"! {gst_encoder_launch(self.name, s)} "
             "! h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au "
@@ -199,7 +199,7 @@ class GstEncoder:
         if last is not None and last[0] is img:
             data = last[1]
         else:
-            data = to_i420(img) if self._i420 else img.tobytes()
+            data = to_i420(img)
             self._last = (img, data)
         ret = self._src.emit("push-buffer", Gst.Buffer.new_wrapped(data))
         if ret not in (Gst.FlowReturn.OK,):

@@ -29,7 +29,7 @@ def test_defaults_are_1280x720_at_1_fps_and_sizes_come_from_config():
     assert img.size == (1920, 1080)
 
 
-@pytest.mark.parametrize("bad, where", [("width = 1281", "video.width"), ("mount = 'cam'", "video.mount"),
+@pytest.mark.parametrize("bad, where", [("width = 1281", "video.width"), ("width = 1366", "video.width"), ("mount = 'cam'", "video.mount"),
                                         ("encoder = 'nvenc'", "video.encoder"), ("fps = 0", "video.fps")])
 def test_bad_video_config_names_the_key(bad, where):
     with pytest.raises(config_mod.ConfigError) as ei:

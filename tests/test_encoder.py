@@ -54,17 +54,18 @@ def test_real_encoders_honour_forced_keyframes(name):
     assert ok, detail
 
 
-@pytest.mark.parametrize("name", ["x264", "pyav-x264"])
-def test_encoded_access_units_decode_and_keyframes_carry_sps(name):
+@pytest.mark.parametrize("name, width", [("x264", 320), ("x264", 1368), ("pyav-x264", 320)])
+def test_encoded_access_units_decode_and_keyframes_carry_sps(name, width):
+    """Decoded by FFmpeg with the colours kept (our own RGB -> I420 conversion for GStreamer)."""
     import av
 
     got: list[tuple[bytes, bool]] = []
-    e = make_encoder(name, EncoderSettings(320, 240, 5, 500, 100, "ultrafast"))
+    e = make_encoder(name, EncoderSettings(width, 240, 5, 500, 100, "ultrafast"))
     e.start(lambda d, k: got.append((d, k)))
     try:
         colours = [(200, 0, 0), (0, 200, 0), (0, 0, 200), (200, 200, 0)]
         for i, c in enumerate(colours):
-            e.encode(Image.new("RGB", (320, 240), c), keyframe=(i == 2))
+            e.encode(Image.new("RGB", (width, 240), c), keyframe=(i == 2))
             deadline = time.monotonic() + 3
             while len(got) <= i and time.monotonic() < deadline:
                 time.sleep(0.005)
@@ -78,5 +79,8 @@ def test_encoded_access_units_decode_and_keyframes_carry_sps(name):
         frames += dec.decode(av.Packet(data))
     frames += dec.decode(None)
     assert len(frames) == 2
+    assert frames[0].width == width
     px = frames[0].to_image().getpixel((160, 120))
-    assert px[2] > 150 and px[0] < 60  # the blue picture
+    assert abs(px[2] - 200) < 12 and px[0] < 12 and px[1] < 12, px  # the blue picture, colours kept
+    px = frames[1].to_image().getpixel((160, 120))
+    assert abs(px[0] - 200) < 12 and abs(px[1] - 200) < 12 and px[2] < 12, px

@@ -13,7 +13,7 @@ ENCODERS = ("auto", "x264", "v4l2h264enc", "pyav-v4l2m2m", "pyav-x264")
 
 class VideoConfig(Section):
     enabled: bool = Field(True, description="serve the dashboard as an RTSP camera")
-    width: int = Field(1280, ge=160, le=3840, multiple_of=2, description="picture width in pixels (even)")
+    width: int = Field(1280, ge=160, le=3840, multiple_of=8, description="picture width in pixels (a multiple of 8)")
     height: int = Field(720, ge=120, le=2160, multiple_of=2, description="picture height in pixels (even)")
     fps: float = Field(1.0, gt=0, le=30, description="idle frame rate; changes are sent at once regardless")
     rtsp_host: str = Field("0.0.0.0", description="address the RTSP server listens on")
