@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import io
 import logging
 import threading
@@ -36,19 +35,6 @@ log = logging.getLogger("edge.video")
 SNAPSHOT_PATH = "/snapshot.jpg"
 HW_FAILURES_BEFORE_X264 = 3  # auto mode: a hardware encoder failing this often in a row gives way to x264
 STABLE_S = 60.0
-
-
-def _big_buffers_back_to_os(threshold: int = 1 << 20) -> None:
-    """Frames are several MB each (Pillow allocates 16 MB blocks). glibc raises its mmap
-    threshold after the first such block is freed and then keeps them on the heap: RSS grew
-    ~20 MB at 1080p. A fixed threshold hands every buffer >= 1 MB back to the OS when freed
-    (process-wide; the cost is page faults on a few allocations a second)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        M_MMAP_THRESHOLD = -3
-        libc.mallopt(M_MMAP_THRESHOLD, threshold)
-    except (OSError, AttributeError):  # not glibc
-        pass
 
 
 class _Metrics:
@@ -99,7 +85,6 @@ class VideoComponent(Component):
         ctx.web.router.add_get(SNAPSHOT_PATH, self._snapshot_handler)
         ctx.credentials.listeners.append(self._credentials_rotated)
         ctx.extras["video"] = self
-        _big_buffers_back_to_os()
 
     # ---- the contract -------------------------------------------------------------
     @property
