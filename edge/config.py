@@ -67,6 +67,7 @@ class ServiceConfig(Section):
 
 from .onvif.config import OnvifConfig  # noqa: E402 - after Section: the section modules import it
 from .relays.config import RelaysConfig  # noqa: E402 - sections import Section from here
+from .video.config import VideoConfig  # noqa: E402 - sections import Section from here
 
 
 class Config(Section):
@@ -76,6 +77,7 @@ class Config(Section):
     web: WebConfig = WebConfig()
     onvif: OnvifConfig = OnvifConfig()
     relays: RelaysConfig = RelaysConfig()
+    video: VideoConfig = VideoConfig()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Config":

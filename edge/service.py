@@ -51,6 +51,10 @@ def build_components(ctx: Context, supervisor_ref) -> list[Component]:
     from .store.component import StoreComponent
 
     comps: list[Component] = [StoreComponent(ctx), RelayService(ctx)]
+    if ctx.config.video.enabled:
+        from .video.component import VideoComponent
+
+        comps.append(VideoComponent(ctx))
     if ctx.config.onvif.enabled:
         from .onvif.component import OnvifComponent
 
