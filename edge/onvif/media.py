@@ -18,6 +18,17 @@ SOURCE_CONFIG_TOKEN = "dashboard_source_config"
 SESSION_TIMEOUT = "PT60S"
 
 
+DEFAULT_H264_PROFILE = "Baseline"  # x264 with tune=zerolatency here; VideoProfile may say otherwise
+
+
+def _h264_profile(p: Any, video: Any) -> str:
+    """The H.264 profile in the stream: ``h264_profile`` on the VideoProfile or the video
+    component when they carry one (v4l2h264enc on a Pi 4 makes High), else Baseline."""
+    v = getattr(p, "h264_profile", None) or getattr(video, "h264_profile", None) or DEFAULT_H264_PROFILE
+    v = str(v).replace("Constrained ", "").capitalize()
+    return v if v in ("Baseline", "Main", "Extended", "High") else DEFAULT_H264_PROFILE
+
+
 def _enc_token(profile_token: str) -> str:
     return f"{profile_token}_h264"
 
@@ -77,7 +88,7 @@ class MediaService:
             E("tt:Quality", 5),
             E("tt:RateControl", E("tt:FrameRateLimit", fps), E("tt:EncodingInterval", 1),
               E("tt:BitrateLimit", int(p.bitrate_kbps))),
-            E("tt:H264", E("tt:GovLength", int(p.gov_length)), E("tt:H264Profile", "Main")),
+            E("tt:H264", E("tt:GovLength", int(p.gov_length)), E("tt:H264Profile", _h264_profile(p, self.core.video))),
             E("tt:Multicast", E("tt:Address", E("tt:Type", "IPv4"), E("tt:IPv4Address", "0.0.0.0")),
               E("tt:Port", 0), E("tt:TTL", 1), E("tt:AutoStart", False)),
             E("tt:SessionTimeout", SESSION_TIMEOUT),
@@ -172,7 +183,8 @@ class MediaService:
               E("tt:GovLengthRange", rng(min(gov), max(gov))),
               E("tt:FrameRateRange", rng(min(fps), max(fps))),
               E("tt:EncodingIntervalRange", rng(1, 1)),
-              E("tt:H264ProfilesSupported", "Main")),
+              [E("tt:H264ProfilesSupported", x) for x in dict.fromkeys(_h264_profile(p, self.core.video)
+                                                                      for p in profiles)]),
         ))
 
     async def GetGuaranteedNumberOfVideoEncoderInstances(self, req: SoapRequest):
