@@ -52,14 +52,27 @@ class ServiceConfig(Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+# Component sections, each owned by its component's module (they import Section from here;
+# edge/__init__.py imports this module first so that order always holds).
+from .rules import RuleConfig, check_rules  # noqa: E402
+from .sensors.config import MqttConfig, SensorConfig, check_sensors  # noqa: E402
+from .uplink.config import UplinkConfig  # noqa: E402
+
+
 class Config(Section):
     site: SiteConfig = SiteConfig()
     service: ServiceConfig = ServiceConfig()
     store: StoreConfig = StoreConfig()
     web: WebConfig = WebConfig()
+    mqtt: MqttConfig = MqttConfig()
+    sensors: list[SensorConfig] = []
+    rules: list[RuleConfig] = []
+    uplink: UplinkConfig = UplinkConfig()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Config":
+        check_sensors(self.sensors)
+        check_rules(self.rules, self.sensors)
         return self
 
 

@@ -50,7 +50,24 @@ def build_components(ctx: Context, supervisor_ref) -> list[Component]:
     from .store.component import StoreComponent
 
     comps: list[Component] = [StoreComponent(ctx)]
+    comps += sensor_path_components(ctx)
     comps.append(WebComponent(ctx, supervisor_ref))
+    return comps
+
+
+def sensor_path_components(ctx: Context) -> list[Component]:
+    """Sensors in (MQTT/GPIO/Modbus + state), rules, uplink: after relays, before web."""
+    from .rules import RulesEngine
+    from .sensors.component import SensorsComponent
+    from .uplink.component import Uplink
+
+    comps: list[Component] = []
+    # rules subscribe before the sensors produce anything (no state change is missed)
+    rules = RulesEngine(ctx)
+    comps.append(rules)
+    comps.append(SensorsComponent(ctx))
+    if ctx.config.mqtt.enabled and ctx.config.uplink.enabled:
+        comps.append(Uplink(ctx))
     return comps
 
 

@@ -1,0 +1,114 @@
+"""MQTT in (aiomqtt): connect to the local Mosquitto or any broker (TLS, credentials),
+subscribe the sensors' topics at QoS 1 in a persistent session (stable client id,
+clean_session False) so what was published while we were away arrives after reconnect,
+and reconnect forever with exponential backoff and jitter.
+
+Messages are decoded on the loop as they arrive (no per-message task, no disk, no await):
+the hot path from a door contact to the relay is in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+import time
+from typing import Callable
+
+import aiomqtt
+
+from .config import MqttConfig
+
+log = logging.getLogger("edge.mqtt")
+
+
+class Backoff:
+    """Exponential backoff with jitter: initial, x2 per failure, capped; reset on success."""
+
+    def __init__(self, initial: float, maximum: float):
+        self.initial = initial
+        self.maximum = maximum
+        self.current = initial
+
+    def next(self) -> float:
+        delay = self.current * random.uniform(0.5, 1.0)
+        self.current = min(self.current * 2, self.maximum)
+        return delay
+
+    def reset(self) -> None:
+        self.current = self.initial
+
+
+def tls_context(cfg: MqttConfig) -> ssl.SSLContext | None:
+    if cfg.tls is None:
+        return None
+    t = cfg.tls
+    ctx = ssl.create_default_context(cafile=str(t.ca_file) if t.ca_file else None)
+    if t.cert_file:
+        ctx.load_cert_chain(str(t.cert_file), str(t.key_file) if t.key_file else None)
+    if t.insecure:
+        ctx.check_hostname = False
+    return ctx
+
+
+def make_client(cfg: MqttConfig, identifier: str, *, clean_session: bool, will: aiomqtt.Will | None = None,
+                ssl_ctx: ssl.SSLContext | None = None, password: str | None = None) -> aiomqtt.Client:
+    return aiomqtt.Client(
+        cfg.host, cfg.port,
+        username=cfg.username, password=password if password is not None else cfg.read_password(),
+        identifier=identifier, clean_session=clean_session, will=will,
+        keepalive=cfg.keepalive_s, tls_context=ssl_ctx, timeout=10,
+        max_queued_incoming_messages=100_000,
+    )
+
+
+class MqttIngest:
+    """Subscribes ``filters`` and hands every message to ``on_message(topic, payload)``."""
+
+    def __init__(self, cfg: MqttConfig, identifier: str, filters: list[str], on_message: Callable[[str, bytes], object]):
+        self.cfg = cfg
+        self.identifier = identifier
+        self.filters = filters
+        self.on_message = on_message
+        self.backoff = Backoff(cfg.backoff_initial_s, cfg.backoff_max_s)
+        self.connected = False
+        self.connects = 0
+        self.last_error = ""
+        self.received = 0
+        self._ssl = tls_context(cfg)  # reads cert files once, at build time
+        self._password = cfg.read_password()
+        self.connected_event = asyncio.Event()
+
+    async def run(self) -> None:
+        while True:
+            began = time.monotonic()
+            try:
+                client = make_client(self.cfg, self.identifier, clean_session=False, ssl_ctx=self._ssl, password=self._password)
+                async with client:
+                    if self.filters:
+                        await client.subscribe([(f, 1) for f in self.filters])
+                    self.connected = True
+                    self.connects += 1
+                    self.connected_event.set()
+                    self.backoff.reset()
+                    log.info("mqtt in: connected to %s:%d as %s, %d topic filters", self.cfg.host, self.cfg.port,
+                             self.identifier, len(self.filters))
+                    on_message = self.on_message
+                    async for msg in client.messages:
+                        self.received += 1
+                        payload = msg.payload if isinstance(msg.payload, (bytes, bytearray)) else str(msg.payload or "").encode()
+                        on_message(msg.topic.value, bytes(payload))
+            except aiomqtt.MqttError as exc:
+                self.last_error = str(exc) or type(exc).__name__
+            except OSError as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+            finally:
+                self.connected = False
+                self.connected_event.clear()
+            if time.monotonic() - began > 60:
+                self.backoff.reset()
+            delay = self.backoff.next()
+            log.warning("mqtt in: %s:%d unavailable (%s); reconnecting in %.1f s", self.cfg.host, self.cfg.port,
+                        self.last_error, delay)
+            await asyncio.sleep(delay)
