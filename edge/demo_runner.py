@@ -80,7 +80,7 @@ def run_demo(cfg: Config, data_dir: Path, config_path: Path) -> int:
     broker = start_broker(data_dir)
     try:
         print(banner(cfg, data_dir), flush=True)
-        asyncio.run(run_service(cfg, data_dir, simulated=True, config_path=config_path))
+        asyncio.run(run_service(cfg, data_dir, simulated=True, config_path=config_path, demo=True))
     except KeyboardInterrupt:
         pass
     finally:

@@ -72,8 +72,9 @@ def sensor_path_components(ctx: Context) -> list[Component]:
 
 
 async def run_service(config: Config, data_dir: Path, *, simulated: bool = False, config_path: Path | None = None,
-                      notifier: Notifier | None = None) -> Supervisor:
+                      notifier: Notifier | None = None, demo: bool = False) -> Supervisor:
     ctx = build_context(config, data_dir, simulated=simulated, config_path=config_path)
+    ctx.extras["demo"] = demo  # `edge demo`: the sensor simulator runs
     holder: list[Supervisor] = []
     comps = build_components(ctx, lambda: holder[0] if holder else None)
     sup = Supervisor(ctx, comps, notifier)

@@ -48,7 +48,7 @@ class SensorsComponent(Component):
         if cfg.mqtt.enabled and self.router.filters:
             self.ingest = MqttIngest(cfg.mqtt, f"{base}-in", self.router.filters, self.router.handle)
         self.simulator = None
-        if ctx.simulated and cfg.mqtt.enabled:
+        if ctx.simulated and ctx.extras.get("demo") and cfg.mqtt.enabled:
             from .simulator import Simulator
 
             self.simulator = Simulator(self.sensors, cfg.mqtt, f"{base}-sim", relay_bound_sensors(ctx), self.gpio,
