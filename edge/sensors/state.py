@@ -18,9 +18,9 @@ log = logging.getLogger("edge.sensors")
 def _log_failure(fut: Any) -> None:
     if fut.cancelled():
         return
-    exc = fut.exception()
+    exc = fut.exception()  # retrieved here; the store itself logs every failure
     if exc is not None:
-        log.error("store refused a sensor record: %s", exc)
+        log.debug("store refused a record: %s", exc)
 
 
 def record(fut: Any) -> None:

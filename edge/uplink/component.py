@@ -50,6 +50,7 @@ class Uplink(Component):
         # subscribed now, before any producer starts: every change reaches the outbox
         self.sub: Any = ctx.bus.subscribe(SensorChanged, Alarm, RelayChanged, maxsize=200_000, name="uplink")
         self.wake: asyncio.Event | None = None
+        self.client: aiomqtt.Client | None = None
         self.connected = False
         self.connects = 0
         self.last_error = ""
@@ -223,6 +224,7 @@ class Uplink(Component):
                 client = make_client(self.mqtt, self.identifier, clean_session=True, will=will, ssl_ctx=self._ssl,
                                      password=self._password)
                 async with client:
+                    self.client = client
                     self.connected = True
                     self.connects += 1
                     self.m_connected.set(1)
