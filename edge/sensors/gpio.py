@@ -5,7 +5,10 @@ normally-closed is a closed circuit while the door is closed. For a contact sens
 ``contact`` is True (closed door) in the normal state; for the other kinds (motion, leak,
 smoke, tamper...) the field is True when the circuit leaves its normal state.
 
-gpiozero calls back on its own threads: the reading is handed to the loop with
+Debounce is "stable for debounce_ms": an edge starts a timer on the loop, every further edge
+restarts it, and the level is read and reported when it fires. A glitch shorter than the
+window is never reported, and every pin factory (lgpio on the Pi, the mock in tests) behaves
+the same. gpiozero calls back on its own threads: edges are handed to the loop with
 ``call_soon_threadsafe``. In simulated mode the pins come from gpiozero's MockFactory
 (``pin.drive_low()/drive_high()`` move them).
 """
@@ -44,6 +47,8 @@ class GpioInputs:
         self.devices: dict[str, Any] = {}
         self.errors: dict[str, str] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: dict[str, asyncio.TimerHandle] = {}
+        self._reported: dict[str, bool] = {}
 
     def value_for(self, s: SensorConfig, circuit_closed: bool) -> bool:
         assert s.gpio is not None
@@ -61,8 +66,7 @@ class GpioInputs:
             g = s.gpio
             assert g is not None
             try:
-                dev = DigitalInputDevice(g.pin, pull_up=g.pull_up, bounce_time=(g.debounce_ms / 1000) or None,
-                                         pin_factory=factory)
+                dev = DigitalInputDevice(g.pin, pull_up=g.pull_up, bounce_time=None, pin_factory=factory)
             except Exception as exc:  # noqa: BLE001 - one bad pin must not take the others down
                 self.errors[s.id] = f"GPIO {g.pin}: {exc}"
                 log.error("sensor %s: cannot open GPIO %s: %s", s.id, g.pin, exc)
@@ -77,10 +81,29 @@ class GpioInputs:
         def cb() -> None:  # on a gpiozero thread
             loop = self._loop
             if loop is not None and not loop.is_closed():
-                loop.call_soon_threadsafe(self._emit, s, closed)
+                loop.call_soon_threadsafe(self._edge, s, closed)
         return cb
 
+    def _edge(self, s: SensorConfig, closed: bool) -> None:
+        h = self._pending.pop(s.id, None)
+        if h is not None:
+            h.cancel()
+        assert s.gpio is not None and self._loop is not None
+        if s.gpio.debounce_ms == 0:
+            self._emit(s, closed)
+            return
+        self._pending[s.id] = self._loop.call_later(s.gpio.debounce_ms / 1000, self._settle, s)
+
+    def _settle(self, s: SensorConfig) -> None:
+        self._pending.pop(s.id, None)
+        dev = self.devices.get(s.id)
+        if dev is not None:
+            self._emit(s, bool(dev.is_active))
+
     def _emit(self, s: SensorConfig, circuit_closed: bool) -> None:
+        if self._reported.get(s.id) is circuit_closed:
+            return
+        self._reported[s.id] = circuit_closed
         self.feed(SensorReading(s.id, {s.primary_field: self.value_for(s, circuit_closed)}, source="gpio"))
 
     def pin(self, sensor_id: str) -> Any:
@@ -88,6 +111,10 @@ class GpioInputs:
         return self.devices[sensor_id].pin
 
     def close(self) -> None:
+        for h in self._pending.values():
+            h.cancel()
+        self._pending.clear()
+        self._reported.clear()
         for dev in self.devices.values():
             try:
                 dev.close()
