@@ -23,6 +23,19 @@ from .config import MqttConfig
 log = logging.getLogger("edge.mqtt")
 
 
+def raise_if_cancelling() -> None:
+    """Re-raise a cancellation that an inner ``asyncio.wait_for`` swallowed.
+
+    On Python 3.11, ``asyncio.wait_for`` (used inside aiomqtt for connect, subscribe and
+    publish) returns the result instead of raising when the awaited thing completes in the
+    same loop iteration as a cancel; the task is then "cancelling" but runs on, and a service
+    stop waits forever for it. Called after each such await.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class Backoff:
     """Exponential backoff with jitter: initial, x2 per failure, capped; reset on success."""
 
@@ -86,8 +99,10 @@ class MqttIngest:
             try:
                 client = make_client(self.cfg, self.identifier, clean_session=False, ssl_ctx=self._ssl, password=self._password)
                 async with client:
+                    raise_if_cancelling()
                     if self.filters:
                         await client.subscribe([(f, 1) for f in self.filters])
+                        raise_if_cancelling()
                     self.connected = True
                     self.connects += 1
                     self.connected_event.set()

@@ -18,7 +18,7 @@ from typing import Any
 import aiomqtt
 
 from .config import MqttConfig, SensorConfig
-from .mqtt import Backoff, make_client
+from .mqtt import Backoff, make_client, raise_if_cancelling
 from .modbus import SimulatedInputs
 
 log = logging.getLogger("edge.sensors.sim")
@@ -129,6 +129,7 @@ class Simulator:
             topic = (s.topic or "").replace("+", s.device_id or "demo").replace("#", "report")
             if p is not None and client is not None and topic:
                 await client.publish(topic, p, qos=1)
+                raise_if_cancelling()
                 self.published += 1
         else:
             self._drive_local(s, v)
@@ -141,6 +142,7 @@ class Simulator:
         while True:
             try:
                 async with make_client(self.mqtt, self.identifier, clean_session=True) as client:
+                    raise_if_cancelling()
                     backoff.reset()
                     if first:
                         for s in self.sensors:

@@ -21,7 +21,7 @@ import aiomqtt
 
 from ..bus import Alarm, RelayChanged, SensorChanged
 from ..component import Component, Health
-from ..sensors.mqtt import Backoff, make_client, tls_context
+from ..sensors.mqtt import Backoff, make_client, raise_if_cancelling, tls_context
 from ..sensors.state import record
 from .commands import BadCommand, Command, parse_ha_command, parse_json_command
 from .discovery import discovery_messages
@@ -115,13 +115,15 @@ class Uplink(Component):
             msgs = await store.outbox_peek(self.cfg.batch)
             if not msgs:
                 try:
-                    await asyncio.wait_for(self.wake.wait(), 1.0)
+                    async with asyncio.timeout(1.0):  # (wait_for can swallow a cancel on 3.11)
+                        await self.wake.wait()
                 except TimeoutError:
                     pass
                 continue
             # paho sends them in this order; the acks may come back in any order
             results = await asyncio.gather(*(client.publish(m.topic, m.payload, qos=m.qos, retain=m.retain) for m in msgs),
                                            return_exceptions=True)
+            raise_if_cancelling()
             ok = [m.id for m, r in zip(msgs, results) if r is None]
             if ok:
                 await store.outbox_ack(ok)
@@ -196,14 +198,18 @@ class Uplink(Component):
     # ---- the connection ------------------------------------------------------------------------
     async def _session(self, client: aiomqtt.Client) -> None:
         t = self.topics
+        raise_if_cancelling()
         await client.publish(t.availability, b"online", qos=1, retain=True)
+        raise_if_cancelling()
         if self.cfg.discovery:
             relays = self.ctx.extras.get("relays")
             names = list(relays.names()) if relays is not None else []
             for topic, payload in discovery_messages(t, self.cfg.discovery_prefix, self.ctx.config.site.name,
                                                      self.ctx.config.sensors, names):
                 await client.publish(topic, payload, qos=1, retain=True)
+                raise_if_cancelling()
         await client.subscribe([(t.cmd, 1), (f"{t.base}/relay/+/set", 1), (f"{t.base}/relay/+/pulse", 1)])
+        raise_if_cancelling()
         tasks = [asyncio.create_task(self._sender(client)), asyncio.create_task(self._commands(client))]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -224,13 +230,22 @@ class Uplink(Component):
                 client = make_client(self.mqtt, self.identifier, clean_session=True, will=will, ssl_ctx=self._ssl,
                                      password=self._password)
                 async with client:
+                    raise_if_cancelling()
                     self.client = client
                     self.connected = True
                     self.connects += 1
                     self.m_connected.set(1)
                     backoff.reset()
                     log.info("uplink: connected to %s:%d, publishing under %s", self.mqtt.host, self.mqtt.port, self.topics.base)
-                    await self._session(client)
+                    try:
+                        await self._session(client)
+                    except asyncio.CancelledError:
+                        # a clean stop says so itself (the will is only for an unexpected loss)
+                        try:
+                            await asyncio.wait_for(client.publish(self.topics.availability, b"offline", qos=1, retain=True), 1.0)
+                        except (aiomqtt.MqttError, TimeoutError):
+                            pass
+                        raise
             except (aiomqtt.MqttError, OSError) as exc:
                 self.last_error = str(exc) or type(exc).__name__
             finally:
