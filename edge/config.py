@@ -86,7 +86,7 @@ class Config(Section):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Config":
-        check_sensors(self.sensors)
+        check_sensors(self.sensors, dict(self.relays.boards))
         check_rules(self.rules, self.sensors)
         return self
 

@@ -43,13 +43,14 @@ class Broker:
     port: int
     workdir: Path
     proc: subprocess.Popen[bytes] | None = None
+    extra_conf: str = ""  # more mosquitto.conf lines (e.g. queue limits for a benchmark)
 
     def start(self) -> None:
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(
             f"listener {self.port} {self.host}\nallow_anonymous true\n"
             f"persistence true\npersistence_location {self.workdir}/\n"
-            f"log_dest file {self.workdir}/mosquitto.log\n"
+            f"log_dest file {self.workdir}/mosquitto.log\n{self.extra_conf}"
         )
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(self.host, self.port)
@@ -70,9 +71,9 @@ class Broker:
 
 
 @contextlib.contextmanager
-def mosquitto_broker() -> Iterator[Broker]:
+def mosquitto_broker(extra_conf: str = "") -> Iterator[Broker]:
     with tempfile.TemporaryDirectory(prefix="edge-mosq-") as d:
-        b = Broker("127.0.0.1", free_port(), Path(d))
+        b = Broker("127.0.0.1", free_port(), Path(d), extra_conf=extra_conf)
         b.start()
         try:
             yield b

@@ -42,7 +42,7 @@ class SensorsComponent(Component):
         self.bad = BadPayloadReporter(ctx.metrics.registry)
         self.router = Router(self.sensors, self.feed, self.bad, cfg.mqtt.max_payload_bytes)
         self.gpio = GpioInputs(self.sensors, self.feed, ctx.simulated)
-        self.modbus = ModbusInputs(self.sensors, self.feed, ctx.simulated)
+        self.modbus = ModbusInputs(self.sensors, self.feed, ctx.simulated, lambda: ctx.extras.get("relays"))
         base = client_id_base(ctx)
         self.ingest: MqttIngest | None = None
         if cfg.mqtt.enabled and self.router.filters:

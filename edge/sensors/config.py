@@ -67,8 +67,9 @@ class GpioInput(Section):
 
 
 class ModbusInput(Section):
-    url: str = Field(..., description="tcp://host:port, rtu-tcp://host:port or rtu:///dev/ttyUSB0?baudrate=9600")
-    device_id: int = Field(1, ge=0, le=247)
+    url: str | None = Field(None, description="tcp://host:port, rtu-tcp://host:port or rtu:///dev/ttyUSB0?baudrate=9600")
+    board: str | None = Field(None, description="or a Modbus board of [relays.boards] (shares its line)")
+    device_id: int | None = Field(None, ge=0, le=247, description="default: the board's, else 1")
     table: Literal["discrete", "coil", "input", "holding"] = "discrete"
     address: int = Field(0, ge=0, le=65535)
     poll_ms: int = Field(200, ge=20, le=3_600_000)
@@ -76,6 +77,14 @@ class ModbusInput(Section):
     offset: float = 0.0
     signed: bool = False
     invert: bool = False
+
+    @model_validator(mode="after")
+    def _where(self) -> "ModbusInput":
+        if (self.url is None) == (self.board is None):
+            raise ValueError("give exactly one of url (tcp://host:port, rtu:///dev/...) or board (a [relays.boards] name)")
+        if self.url is not None and not re.match(r"^(tcp|rtu-tcp)://[^/:]+(:\d+)?/?$|^rtu:///", self.url):
+            raise ValueError(f"url {self.url!r}: expected tcp://host:port, rtu-tcp://host:port or rtu:///dev/ttyUSB0?baudrate=9600")
+        return self
 
 
 class SensorConfig(Section):
@@ -157,9 +166,15 @@ class MqttConfig(Section):
         return self.password
 
 
-def check_sensors(sensors: list[SensorConfig]) -> None:
+def check_sensors(sensors: list[SensorConfig], relay_boards: dict[str, Any] | None = None) -> None:
     seen: set[str] = set()
-    for s in sensors:
+    for i, s in enumerate(sensors):
         if s.id in seen:
-            raise ValueError(f"sensors: duplicate id {s.id!r}")
+            raise ValueError(f"sensors[{i}]: duplicate id {s.id!r}")
         seen.add(s.id)
+        if s.modbus is not None and s.modbus.board is not None and relay_boards is not None:
+            b = relay_boards.get(s.modbus.board)
+            if b is None or getattr(b, "type", "") == "gpio":
+                modbus_boards = sorted(n for n, c in relay_boards.items() if getattr(c, "type", "") != "gpio")
+                raise ValueError(f"sensors[{i}] ({s.id}): modbus board {s.modbus.board!r} is not a Modbus board in "
+                                 f"[relays.boards] (have: {', '.join(modbus_boards) or 'none'})")

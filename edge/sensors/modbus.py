@@ -1,9 +1,11 @@
 """Modbus inputs: discrete inputs, coils and registers polled from boards, scaled into a
-sensor field. One poller per board connection; a reading is emitted when a value changes
-(and once at start), so a 200 ms poll does not flood the store.
+sensor field. One poller per board/line; a reading is emitted when a value changes (and once
+at start), so a 200 ms poll does not flood the store.
 
-The transport is a small interface (``InputTransport.read``): pymodbus for TCP, RTU over
-TCP and serial RTU, and an in-memory bank for simulated mode.
+Reads go through the relay developer's Modbus line (``hw.relays.modbus.ModbusLine``): an input
+on a relay board (``board = "main"``) or on the same serial line / TCP endpoint as one shares
+that board's line, so one transaction at a time is on the wire. Simulated mode reads ``url``
+inputs from an in-memory bank (``SimulatedInputs``).
 """
 
 from __future__ import annotations
@@ -27,47 +29,50 @@ class InputTransport(Protocol):
     def close(self) -> None: ...
 
 
-class PymodbusTransport:
-    def __init__(self, url: str, timeout: float = 1.0):
-        from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
-        from pymodbus.framer import FramerType
+def line_spec(url: str, timeout_s: float = 0.5) -> Any:
+    """tcp://host:port, rtu-tcp://host:port or rtu:///dev/ttyUSB0?baudrate=9600&parity=N&stopbits=1."""
+    from hw.relays.modbus import LineSpec
 
-        u = urlparse(url)
-        q = {k: v[-1] for k, v in parse_qs(u.query).items()}
-        if u.scheme == "tcp":
-            self.client: Any = AsyncModbusTcpClient(u.hostname or "127.0.0.1", port=u.port or 502, timeout=timeout, retries=0)
-        elif u.scheme == "rtu-tcp":
-            self.client = AsyncModbusTcpClient(u.hostname or "127.0.0.1", port=u.port or 4196, framer=FramerType.RTU,
-                                               timeout=timeout, retries=0)
-        elif u.scheme == "rtu":
-            self.client = AsyncModbusSerialClient(u.path, framer=FramerType.RTU, baudrate=int(q.get("baudrate", 9600)),
-                                                  parity=q.get("parity", "N"), stopbits=int(q.get("stopbits", 1)),
-                                                  timeout=timeout, retries=0)
-        else:
-            raise ValueError(f"modbus url {url!r}: scheme must be tcp, rtu-tcp or rtu")
+    u = urlparse(url)
+    q = {k: v[-1] for k, v in parse_qs(u.query).items()}
+    if u.scheme == "tcp":
+        return LineSpec("tcp", u.hostname or "127.0.0.1", u.port or 502, framing="tcp", timeout_s=timeout_s)
+    if u.scheme == "rtu-tcp":
+        return LineSpec("tcp", u.hostname or "127.0.0.1", u.port or 4196, framing="rtu", timeout_s=timeout_s)
+    if u.scheme == "rtu":
+        return LineSpec("serial", u.path, framing="rtu", baudrate=int(q.get("baudrate", 9600)), parity=q.get("parity", "N"),
+                        stopbits=int(q.get("stopbits", 1)), timeout_s=timeout_s)
+    raise ValueError(f"modbus url {url!r}: scheme must be tcp, rtu-tcp or rtu")
+
+
+class LineTransport:
+    """Reads on a ``hw.relays.modbus.ModbusLine``: the relay service's own line when the input
+    is on a relay board or on the same RS485 line (one transaction at a time on the wire, the
+    t3.5 gap kept), else a line of our own."""
+
+    def __init__(self, line: Any, release: Callable[[], None] | None = None):
+        self.line = line
+        self._release = release
 
     async def connect(self) -> None:
-        if not self.client.connected:
-            ok = await self.client.connect()
-            if not ok:
-                raise ConnectionError("cannot connect")
+        return None  # the line connects on demand
 
     async def read(self, table: str, address: int, device_id: int) -> int | bool:
-        c = self.client
+        what = f"read {table} {address} of device {device_id}"
         if table == "discrete":
-            rr = await c.read_discrete_inputs(address, count=1, device_id=device_id)
+            rr = await self.line.transact(what, lambda c: c.read_discrete_inputs(address, count=1, device_id=device_id))
         elif table == "coil":
-            rr = await c.read_coils(address, count=1, device_id=device_id)
+            rr = await self.line.transact(what, lambda c: c.read_coils(address, count=1, device_id=device_id))
         elif table == "input":
-            rr = await c.read_input_registers(address, count=1, device_id=device_id)
+            rr = await self.line.transact(what, lambda c: c.read_input_registers(address, count=1, device_id=device_id))
         else:
-            rr = await c.read_holding_registers(address, count=1, device_id=device_id)
-        if rr.isError():
-            raise IOError(f"modbus exception response: {rr}")
+            rr = await self.line.transact(what, lambda c: c.read_holding_registers(address, count=1, device_id=device_id))
         return bool(rr.bits[0]) if table in ("discrete", "coil") else int(rr.registers[0])
 
     def close(self) -> None:
-        self.client.close()
+        if self._release is not None:
+            self._release()
+            self._release = None
 
 
 class SimulatedInputs:
@@ -110,53 +115,88 @@ def value_for(s: SensorConfig, raw: int | bool) -> Any:
 
 class ModbusInputs:
     def __init__(self, sensors: list[SensorConfig], feed: Callable[[SensorReading], Any], simulated: bool,
-                 transport_factory: Callable[[str], InputTransport] | None = None):
+                 relays: Callable[[], Any] = lambda: None):
         self.sensors = [s for s in sensors if s.source == "modbus" and s.modbus is not None]
         self.feed = feed
-        self.factory = transport_factory or (SimulatedInputs if simulated else PymodbusTransport)
-        self.by_url: dict[str, list[SensorConfig]] = defaultdict(list)
+        self.simulated = simulated
+        self.relays = relays
+        self.by_source: dict[str, list[SensorConfig]] = defaultdict(list)
         for s in self.sensors:
-            self.by_url[s.modbus.url].append(s)  # type: ignore[union-attr]
+            m = s.modbus
+            assert m is not None
+            self.by_source[f"board:{m.board}" if m.board else (m.url or "")].append(s)
         self.last: dict[str, Any] = {}
         self.errors: dict[str, str] = {}
         self.polls = 0
+        self._own_pool: Any = None
+
+    def transport(self, source: str) -> InputTransport:
+        if source.startswith("board:"):
+            name = source[len("board:"):]
+            relays = self.relays()
+            rt = getattr(relays, "boards", {}).get(name) if relays is not None else None
+            line = getattr(getattr(rt, "board", None), "line", None)
+            if line is None:
+                raise ConnectionError(f"relay board {name!r} is not a running Modbus board")
+            return LineTransport(line)
+        if self.simulated:
+            return SimulatedInputs(source)
+        relays = self.relays()
+        pool = getattr(relays, "pool", None)
+        if pool is None:
+            if self._own_pool is None:
+                from hw.relays.modbus import LinePool
+
+                self._own_pool = LinePool()
+            pool = self._own_pool
+        line = pool.get(line_spec(source))
+        return LineTransport(line, lambda: pool.release(line))
 
     async def run(self) -> None:
-        if not self.by_url:
+        if not self.by_source:
             await asyncio.Event().wait()
         async with asyncio.TaskGroup() as tg:
-            for url, sensors in self.by_url.items():
-                tg.create_task(self._poll_board(url, sensors))
+            for source, sensors in self.by_source.items():
+                tg.create_task(self._poll(source, sensors))
 
-    async def _poll_board(self, url: str, sensors: list[SensorConfig]) -> None:
+    def _device_id(self, source: str, m: ModbusInput) -> int:
+        if m.device_id is not None:
+            return m.device_id
+        if source.startswith("board:"):
+            relays = self.relays()
+            rt = getattr(relays, "boards", {}).get(source[len("board:"):]) if relays is not None else None
+            return int(getattr(getattr(rt, "board", None), "device_id", 1))
+        return 1
+
+    async def _poll(self, source: str, sensors: list[SensorConfig]) -> None:
         period = min(s.modbus.poll_ms for s in sensors) / 1000  # type: ignore[union-attr]
         backoff = Backoff(0.5, 30)
-        transport = self.factory(url)
+        transport: InputTransport | None = None
         try:
             while True:
                 try:
+                    if transport is None:
+                        transport = self.transport(source)
                     await transport.connect()
                     for s in sensors:
                         m = s.modbus
                         assert m is not None
-                        raw = await transport.read(m.table, m.address, m.device_id)
+                        raw = await transport.read(m.table, m.address, self._device_id(source, m))
                         v = value_for(s, raw)
                         if self.last.get(s.id, object()) != v:
                             self.last[s.id] = v
                             self.feed(SensorReading(s.id, {s.primary_field: v}, source="modbus"))
                     self.polls += 1
-                    self.errors.pop(url, None)
+                    if self.errors.pop(source, None) is not None:
+                        log.info("modbus inputs %s: answering again", source)
                     backoff.reset()
                     await asyncio.sleep(period)
-                except (OSError, ConnectionError, asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001
-                    if isinstance(exc, asyncio.CancelledError):
-                        raise
-                    msg = f"{type(exc).__name__}: {exc}"
-                    if self.errors.get(url) != msg:
-                        log.warning("modbus inputs %s: %s", url, msg)
-                    self.errors[url] = msg
-                    transport.close()
-                    transport = self.factory(url)
+                except Exception as exc:  # noqa: BLE001 - BoardError, OSError, bad config: report, retry
+                    msg = str(exc) or type(exc).__name__
+                    if self.errors.get(source) != msg:
+                        log.warning("modbus inputs %s: %s", source, msg)
+                    self.errors[source] = msg
                     await asyncio.sleep(backoff.next())
         finally:
-            transport.close()
+            if transport is not None:
+                transport.close()

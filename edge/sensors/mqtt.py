@@ -65,14 +65,27 @@ def tls_context(cfg: MqttConfig) -> ssl.SSLContext | None:
     return ctx
 
 
+def dispatching_queue(handler: Callable[[aiomqtt.Message], object]) -> type[asyncio.Queue[aiomqtt.Message]]:
+    """An aiomqtt ``queue_type`` that hands each message to ``handler`` as paho delivers it
+    (on the loop, inside the socket read) instead of queueing it for ``async for``: no task
+    and no loop iteration per message on the hot path."""
+
+    class DispatchQueue(asyncio.Queue):  # type: ignore[type-arg]
+        def put_nowait(self, item: aiomqtt.Message) -> None:
+            handler(item)
+
+    return DispatchQueue
+
+
 def make_client(cfg: MqttConfig, identifier: str, *, clean_session: bool, will: aiomqtt.Will | None = None,
-                ssl_ctx: ssl.SSLContext | None = None, password: str | None = None) -> aiomqtt.Client:
+                ssl_ctx: ssl.SSLContext | None = None, password: str | None = None,
+                queue_type: type[asyncio.Queue[aiomqtt.Message]] | None = None) -> aiomqtt.Client:
     return aiomqtt.Client(
         cfg.host, cfg.port,
         username=cfg.username, password=password if password is not None else cfg.read_password(),
         identifier=identifier, clean_session=clean_session, will=will,
         keepalive=cfg.keepalive_s, tls_context=ssl_ctx, timeout=10,
-        max_queued_incoming_messages=100_000,
+        max_queued_incoming_messages=100_000, queue_type=queue_type,
     )
 
 
@@ -93,11 +106,20 @@ class MqttIngest:
         self._password = cfg.read_password()
         self.connected_event = asyncio.Event()
 
+    def _deliver(self, msg: aiomqtt.Message) -> None:
+        self.received += 1
+        payload = msg.payload if isinstance(msg.payload, (bytes, bytearray)) else str(msg.payload or "").encode()
+        try:
+            self.on_message(msg.topic.value, bytes(payload))
+        except Exception:  # noqa: BLE001 - never into paho's read loop
+            log.exception("mqtt in: handling a message on %s failed", msg.topic.value[:120])
+
     async def run(self) -> None:
         while True:
             began = time.monotonic()
             try:
-                client = make_client(self.cfg, self.identifier, clean_session=False, ssl_ctx=self._ssl, password=self._password)
+                client = make_client(self.cfg, self.identifier, clean_session=False, ssl_ctx=self._ssl, password=self._password,
+                                     queue_type=dispatching_queue(self._deliver))
                 async with client:
                     raise_if_cancelling()
                     if self.filters:
@@ -109,11 +131,9 @@ class MqttIngest:
                     self.backoff.reset()
                     log.info("mqtt in: connected to %s:%d as %s, %d topic filters", self.cfg.host, self.cfg.port,
                              self.identifier, len(self.filters))
-                    on_message = self.on_message
-                    async for msg in client.messages:
-                        self.received += 1
-                        payload = msg.payload if isinstance(msg.payload, (bytes, bytearray)) else str(msg.payload or "").encode()
-                        on_message(msg.topic.value, bytes(payload))
+                    # messages go to _deliver as they arrive; this only waits for the disconnect
+                    async for _ in client.messages:
+                        pass
             except aiomqtt.MqttError as exc:
                 self.last_error = str(exc) or type(exc).__name__
             except OSError as exc:

@@ -117,7 +117,7 @@ class Simulator:
             pin = self.gpio.pin(s.id)
             # with a pull-up the closed contact pulls the pin low
             (pin.drive_low if closed == s.gpio.pull_up else pin.drive_high)()
-        elif s.source == "modbus" and s.modbus is not None:
+        elif s.source == "modbus" and s.modbus is not None and s.modbus.url is not None:
             m = s.modbus
             raw: Any = bool(v) != m.invert if isinstance(v, bool) else int(round((v - m.offset) / (m.scale or 1)))
             SimulatedInputs.set(m.url, m.table, m.address, raw)

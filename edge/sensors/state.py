@@ -58,13 +58,18 @@ class StateTracker:
         self.updated[reading.sensor] = reading.ts
         store = self._store()
         if store is not None:
+            # a state change is a change of a state field (contact, occupancy, a mapped text
+            # value...); numeric telemetry (temperature, battery, linkquality) is in the readings
+            states = [k for k in changed if isinstance(reading.fields[k], (bool, str))]
             if self.record_readings:
-                # kind "sensor" with the fields at the top level: the store keeps hourly aggregates of them
+                # kind "sensor" with the fields at the top level: the store keeps hourly aggregates
+                # of them; a reading that changed no state field is telemetry (a longer commit window)
                 record(store.record_event("sensor", reading.sensor, {**reading.fields, "_via": reading.source},
-                                          ts=reading.ts))
+                                          ts=reading.ts, telemetry=not states))
             if ev is not None:
-                record(store.record_event("state_change", reading.sensor,
-                                          {"changed": {k: ev.state[k] for k in changed},
-                                           "previous": {k: prev.get(k) for k in changed}}, ts=reading.ts))
+                if states:
+                    record(store.record_event("state_change", reading.sensor,
+                                              {"changed": {k: ev.state[k] for k in states},
+                                               "previous": {k: prev.get(k) for k in states}}, ts=reading.ts))
                 store.set_state(reading.sensor, ev.state, ts=reading.ts)
         return ev

@@ -71,9 +71,9 @@ class Uplink(Component):
     def messages_for(self, ev: Any) -> list[tuple[str, bytes, bool]]:
         t = self.topics
         if isinstance(ev, SensorChanged):
-            return [(t.sensor(ev.sensor), _json({**ev.state, "ts": ev.ts}), True),
-                    (t.event, _json({"type": "state", "sensor": ev.sensor, "changed": {k: ev.state.get(k) for k in ev.changed},
-                                     "ts": ev.ts}), False)]
+            # every change is one retained state message, in outbox order (a subscriber with a
+            # session gets each one; a late one gets the latest)
+            return [(t.sensor(ev.sensor), _json({**ev.state, "ts": ev.ts}), True)]
         if isinstance(ev, Alarm):
             return [(t.event, _json({"type": "alarm", "alarm": ev.alarm, "sensor": ev.sensor, "active": ev.active,
                                      "kind": ev.kind, "message": ev.message, "since": ev.since, "ts": ev.ts}), False)]
