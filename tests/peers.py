@@ -46,6 +46,9 @@ class Broker:
     extra_conf: str = ""  # more mosquitto.conf lines (e.g. queue limits for a benchmark)
 
     def start(self) -> None:
+        # started as root, mosquitto drops to its own user: it must be able to write its
+        # persistence file and log here, or sessions do not survive a restart
+        os.chmod(self.workdir, 0o777)
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(
             f"listener {self.port} {self.host}\nallow_anonymous true\n"
