@@ -183,6 +183,14 @@ async def until(pred, timeout: float) -> None:
         await asyncio.sleep(0.01)
 
 
+async def lag_monitor(out: list[tuple[float, float]]) -> None:
+    """Event-loop lag samples (monotonic time, lag s): how late a 5 ms sleep wakes up."""
+    while True:
+        t = time.monotonic()
+        await asyncio.sleep(0.005)
+        out.append((t, time.monotonic() - t - 0.005))
+
+
 def gpio_pin(ctx, relay: str):
     """The mock pin behind a GPIO relay (its history holds (monotonic, state) per change)."""
     relays = ctx.extras["relays"]
@@ -227,7 +235,10 @@ async def main() -> None:
                 await asyncio.sleep(1.0)
                 readings0 = ctx.extras["sensors"].tracker.readings
                 t_load = time.monotonic()
+                lags: list[tuple[float, float]] = []
+                lagger = asyncio.create_task(lag_monitor(lags))
                 loaded = await modbus_run(broker.port, board, "modbus loaded")
+                lagger.cancel()
                 load_rate = (ctx.extras["sensors"].tracker.readings - readings0) / (time.monotonic() - t_load)
                 sent = (await load)["mono"][0]
                 # ---- durable ingest
@@ -254,6 +265,7 @@ async def main() -> None:
         "durable_events_per_s": round(durable),
         "events": N,
         "load_readings_per_s": round(load_rate),
+        "loaded_max_loop_lag_ms": round(max(lag for _, lag in lags) * 1000, 1),
         "load_published": sent,
     }
     print(json.dumps(out), flush=True)

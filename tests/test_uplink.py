@@ -26,6 +26,7 @@ SENSORS = """
 [uplink]
 device_id = "dev1"
 prefix = "site/edge"
+telemetry_interval_s = 0  # every change goes through the outbox (the guarantee under test)
 
 [[sensors]]
 id = "front_door"
@@ -237,3 +238,21 @@ async def test_restart_with_waiting_messages_loses_none(mosquitto, service_facto
             assert counter_values(col) == [float(i) for i in range(50)]
             states = col.payloads("site/edge/dev1/sensor/counter")
             assert states[-1]["value"] == 49.0
+
+
+async def test_telemetry_states_are_paced_state_changes_are_not(mosquitto, service_factory):
+    toml = sensors_toml(mosquitto.port, SENSORS).replace("telemetry_interval_s = 0", "telemetry_interval_s = 0.5")
+    async with Collector(mosquitto.port, "site/edge/dev1/sensor/#") as col:
+        async with service_factory(toml) as svc:
+            await wait_for(lambda: svc.ctx.extras["uplink"].connected)
+            sensors = svc.ctx.extras["sensors"]
+            for i in range(20):  # a chatty thermometer
+                sensors.feed(SensorReading("boiler", {"temperature": 60.0 + i}, source="mqtt"))
+            sensors.feed(SensorReading("front_door", {"contact": False}, source="mqtt"))
+            await wait_for(lambda: col.payloads("site/edge/dev1/sensor/front_door"), what="door state at once")
+            t_door = time.monotonic()
+            await wait_for(lambda: len(col.payloads("site/edge/dev1/sensor/boiler")) == 2, what="latest boiler state")
+            assert time.monotonic() - t_door >= 0.3  # held for its interval
+            assert [p["temperature"] for p in col.payloads("site/edge/dev1/sensor/boiler")] == [60.0, 79.0]
+            await asyncio.sleep(0.8)
+            assert len(col.payloads("site/edge/dev1/sensor/boiler")) == 2

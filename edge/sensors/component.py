@@ -12,7 +12,7 @@ from ..component import Component, Health
 from .badpayload import BadPayloadReporter
 from .gpio import GpioInputs
 from .modbus import ModbusInputs
-from .mqtt import MqttIngest
+from .mqtt import IngestLanes
 from .router import Router
 from .state import StateTracker
 
@@ -44,9 +44,9 @@ class SensorsComponent(Component):
         self.gpio = GpioInputs(self.sensors, self.feed, ctx.simulated)
         self.modbus = ModbusInputs(self.sensors, self.feed, ctx.simulated, lambda: ctx.extras.get("relays"))
         base = client_id_base(ctx)
-        self.ingest: MqttIngest | None = None
+        self.ingest: IngestLanes | None = None
         if cfg.mqtt.enabled and self.router.filters:
-            self.ingest = MqttIngest(cfg.mqtt, f"{base}-in", self.router.filters, self.router.handle)
+            self.ingest = IngestLanes(cfg.mqtt, base, self.router)
         self.simulator = None
         if ctx.simulated and ctx.extras.get("demo") and cfg.mqtt.enabled:
             from .simulator import Simulator
@@ -71,7 +71,7 @@ class SensorsComponent(Component):
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
             if self.ingest is not None:
-                tg.create_task(self.ingest.run(), name="mqtt-in")
+                tg.create_task(self.ingest.run(), name="mqtt-in")  # fast and bulk lanes
             tg.create_task(self.modbus.run(), name="modbus-in")
             if self.simulator is not None:
                 tg.create_task(self.simulator.run(), name="simulator")
@@ -83,7 +83,7 @@ class SensorsComponent(Component):
     def health(self) -> Health:
         problems = []
         if self.ingest is not None and not self.ingest.connected:
-            problems.append(f"mqtt in: {self.ingest.last_error or 'connecting'}")
+            problems.append(f"mqtt in: {self.ingest.last_error}")
         problems += list(self.gpio.errors.values()) + [f"modbus {u}: {e}" for u, e in self.modbus.errors.items()]
         if problems:
             return Health(False, "; ".join(problems))

@@ -14,7 +14,7 @@ import logging
 import random
 import ssl
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import aiomqtt
 
@@ -147,3 +147,47 @@ class MqttIngest:
             log.warning("mqtt in: %s:%d unavailable (%s); reconnecting in %.1f s", self.cfg.host, self.cfg.port,
                         self.last_error, delay)
             await asyncio.sleep(delay)
+
+
+class IngestLanes:
+    """Two MQTT connections: ``fast`` for the topics of state sensors (contact, motion, leak,
+    smoke...) and ``bulk`` for telemetry (temperature, humidity, generic values). The broker
+    queues per connection, so a door opening never waits behind a backlog of thermometer
+    readings; on the loop both sockets are read in turn. Each lane decodes only its own
+    sensors, so a topic on both lanes is not read twice."""
+
+    def __init__(self, cfg: MqttConfig, base_id: str, router: Any):
+        self.lanes: list[MqttIngest] = []
+        for lane, suffix in (("fast", "in"), ("bulk", "in-bulk")):
+            filters = router.filters_for(lane)
+            if filters:
+                handler = (lambda topic, payload, _lane=lane: router.handle(topic, payload, lane=_lane))
+                self.lanes.append(MqttIngest(cfg, f"{base_id}-{suffix}", filters, handler))
+        self.connected_event = asyncio.Event()
+
+    @property
+    def connected(self) -> bool:
+        return all(lane.connected for lane in self.lanes)
+
+    @property
+    def connects(self) -> int:
+        return sum(lane.connects for lane in self.lanes)
+
+    @property
+    def received(self) -> int:
+        return sum(lane.received for lane in self.lanes)
+
+    @property
+    def last_error(self) -> str:
+        return "; ".join(f"{lane.identifier}: {lane.last_error or 'connecting'}" for lane in self.lanes if not lane.connected)
+
+    async def _all_connected(self) -> None:
+        for lane in self.lanes:
+            await lane.connected_event.wait()
+        self.connected_event.set()
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            for lane in self.lanes:
+                tg.create_task(lane.run(), name=f"mqtt:{lane.identifier}")
+            tg.create_task(self._all_connected())

@@ -48,16 +48,27 @@ class Router:
     def filters(self) -> list[str]:
         return sorted(set(self.exact) | {s.topic for s in self.wild if s.topic})
 
+    def filters_for(self, lane: str) -> list[str]:
+        """Topic filters of the sensors in a lane: "fast" = state sensors, "bulk" = telemetry."""
+        want = lane == "fast"
+        topics = {s.topic for group in self.exact.values() for s in group if s.binary == want and s.topic}
+        topics |= {s.topic for s in self.wild if s.binary == want and s.topic}
+        return sorted(topics)
+
     def sensors_for(self, topic: str) -> list[SensorConfig]:
         found = self.exact.get(topic, [])
         if self.wild:
             found = found + [s for s in self.wild if topic_matches(s.topic or "", topic)]
         return found
 
-    def handle(self, topic: str, payload: bytes, ts: float | None = None) -> int:
-        """Decode one message; returns the number of readings fed. Never raises."""
+    def handle(self, topic: str, payload: bytes, ts: float | None = None, lane: str | None = None) -> int:
+        """Decode one message (for the sensors of ``lane`` only, when given); returns the number
+        of readings fed. Never raises."""
         self.messages += 1
         sensors = self.sensors_for(topic)
+        if lane is not None:
+            want = lane == "fast"
+            sensors = [s for s in sensors if s.binary == want]
         if not sensors:
             return 0
         data: Any = None

@@ -58,6 +58,8 @@ class Uplink(Component):
         self.queued = 0
         self.commands = 0
         self.tasks: set[asyncio.Task[Any]] = set()
+        self._held: dict[str, SensorChanged] = {}  # telemetry states waiting for their interval
+        self._last_state: dict[str, float] = {}
         self._ssl = tls_context(self.mqtt)
         self._password = self.mqtt.read_password()
         r = ctx.metrics.registry
@@ -83,6 +85,35 @@ class Uplink(Component):
         return []
 
     def _queue(self, ev: Any) -> None:
+        if isinstance(ev, SensorChanged) and not self._state_now(ev):
+            return
+        self._put(ev)
+
+    def _state_now(self, ev: SensorChanged) -> bool:
+        """False when a telemetry-only change is held back (the latest goes out after the interval)."""
+        interval = self.cfg.telemetry_interval_s
+        now = time.monotonic()
+        telemetry = not any(isinstance(ev.state.get(k), (bool, str)) for k in ev.changed)
+        if not telemetry or interval <= 0:
+            self._held.pop(ev.sensor, None)  # superseded: this state includes what was held
+            self._last_state[ev.sensor] = now
+            return True
+        last = self._last_state.get(ev.sensor)
+        if last is not None and now - last < interval:
+            if ev.sensor not in self._held:
+                asyncio.get_running_loop().call_later(interval - (now - last), self._release, ev.sensor)
+            self._held[ev.sensor] = ev
+            return False
+        self._last_state[ev.sensor] = now
+        return True
+
+    def _release(self, sensor: str) -> None:
+        ev = self._held.pop(sensor, None)
+        if ev is not None:
+            self._last_state[sensor] = time.monotonic()
+            self._put(ev)
+
+    def _put(self, ev: Any) -> None:
         store = self.ctx.store
         if store is None:
             self.last_error = "no store: states are not published"
@@ -102,8 +133,6 @@ class Uplink(Component):
         while True:
             ev = await sub.get()
             self._queue(ev)
-            while (more := sub.get_nowait()) is not None:
-                self._queue(more)
 
     # ---- outbox -> broker -----------------------------------------------------------------
     async def _sender(self, client: aiomqtt.Client) -> None:
@@ -275,6 +304,8 @@ class Uplink(Component):
             # what is already on the bus goes into the outbox before the store closes
             while (ev := self.sub.get_nowait()) is not None:
                 self._queue(ev)
+            for sensor in list(self._held):
+                self._release(sensor)
         for tk in list(self.tasks):
             tk.cancel()
 

@@ -28,7 +28,11 @@ class UplinkConfig(Section):
     device_id: str = Field("", description="device id in topics; default edge-<serial>")
     discovery: bool = True
     discovery_prefix: str = "homeassistant"
-    batch: int = Field(200, ge=1, le=10_000, description="outbox messages published per round")
+    batch: int = Field(50, ge=1, le=10_000, description="outbox messages published per round")
+    telemetry_interval_s: float = Field(1.0, ge=0, le=3600, description=(
+        "a sensor whose change is numeric telemetry only (temperature, battery, linkquality) has its state "
+        "published at most this often (the latest one); a state field change (contact, motion...) always "
+        "goes out at once, in order. 0 = every change"))
 
     @field_validator("prefix", "discovery_prefix")
     @classmethod
