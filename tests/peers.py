@@ -100,7 +100,7 @@ class RunningService:
 
 @contextlib.asynccontextmanager
 async def run_service_from_toml(toml_text: str, data_dir: Path, *, simulated: bool = True,
-                                ready_timeout: float = 15.0) -> AsyncIterator[RunningService]:
+                                ready_timeout: float = 15.0, demo: bool = False) -> AsyncIterator[RunningService]:
     """Run the real service in this event loop from a TOML string (web on a free port unless
     the TOML sets [web]). Yields once READY=1 was sent."""
     from edge import config as config_mod
@@ -114,6 +114,7 @@ async def run_service_from_toml(toml_text: str, data_dir: Path, *, simulated: bo
     cfg_path.write_text(toml_text)
     cfg = config_mod.load(cfg_path)
     ctx = build_context(cfg, Path(data_dir), simulated=simulated, config_path=cfg_path)
+    ctx.extras["demo"] = demo  # as `edge demo` (the sensor simulator runs)
     holder: list[Supervisor] = []
     comps = build_components(ctx, lambda: holder[0] if holder else None)
     sup = Supervisor(ctx, comps)
