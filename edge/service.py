@@ -67,7 +67,10 @@ def sensor_path_components(ctx: Context) -> list[Component]:
     rules = RulesEngine(ctx)
     comps.append(rules)
     comps.append(SensorsComponent(ctx))
-    if ctx.config.mqtt.enabled and ctx.config.uplink.enabled:
+    cfg = ctx.config
+    # the uplink runs once a broker is configured ([mqtt] or [uplink] in the file): a config
+    # without either has nowhere to publish and must not report itself degraded for it
+    if cfg.mqtt.enabled and cfg.uplink.enabled and {"mqtt", "uplink"} & cfg.model_fields_set:
         comps.append(Uplink(ctx))
     return comps
 

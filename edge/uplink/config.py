@@ -1,5 +1,6 @@
 """``[uplink]``: state and events out to the broker of ``[mqtt]``, Home Assistant discovery,
-commands in. Topics (prefix and device id configurable):
+commands in. It runs when the config has an ``[mqtt]`` or ``[uplink]`` section (and neither
+says ``enabled = false``). Topics (prefix and device id configurable):
 
     <prefix>/<device>/availability        online / offline (retained; offline is the last will)
     <prefix>/<device>/sensor/<id>         the sensor's state, JSON (retained)
