@@ -151,6 +151,14 @@ class RulesEngine(Component):
         ctx.extras["rules"] = self
 
     # ---- the hot path ----------------------------------------------------------------
+    def attach(self, tracker: Any) -> None:
+        """Take changes straight from the sensors' state tracker instead of the bus queue:
+        the relay command starts in the same loop iteration the message was decoded in."""
+        tracker.listeners.append(self.on_change)
+        if self.sub is not None:
+            self.sub.close()
+            self.sub = None
+
     def on_change(self, ev: SensorChanged) -> None:
         for rule in self.by_sensor.get(ev.sensor, ()):
             if rule.field not in ev.changed:
@@ -253,6 +261,8 @@ class RulesEngine(Component):
     # ---- component ----------------------------------------------------------------------
     async def run(self) -> None:
         sub = self.sub
+        if sub is None:  # attached to the tracker: nothing to pump
+            await asyncio.Event().wait()
         while True:
             ev = await sub.get()
             try:

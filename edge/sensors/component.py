@@ -39,6 +39,9 @@ class SensorsComponent(Component):
         self.sensors = list(cfg.sensors)
         self.by_id = {s.id: s for s in self.sensors}
         self.tracker = StateTracker(ctx.bus, lambda: ctx.store, set(self.by_id))
+        rules = ctx.extras.get("rules")
+        if rules is not None:  # the hot path: rules decide as the change happens
+            rules.attach(self.tracker)
         self.bad = BadPayloadReporter(ctx.metrics.registry)
         self.router = Router(self.sensors, self.feed, self.bad, cfg.mqtt.max_payload_bytes)
         self.gpio = GpioInputs(self.sensors, self.feed, ctx.simulated)

@@ -40,6 +40,9 @@ class StateTracker:
         self.record_readings = record_readings
         self.readings = 0
         self.changes = 0
+        # called with each SensorChanged right after it is published (the rules: the relay is
+        # driven from here, with no loop iteration in between)
+        self.listeners: list[Callable[[SensorChanged], None]] = []
 
     def feed(self, reading: SensorReading) -> SensorChanged | None:
         if self.sensor_ids is not None and reading.sensor not in self.sensor_ids:
@@ -55,6 +58,11 @@ class StateTracker:
             self.changes += 1
             ev = SensorChanged(reading.sensor, new, changed, prev, ts=reading.ts)
             self.bus.publish(ev)
+            for listener in self.listeners:
+                try:
+                    listener(ev)
+                except Exception:  # noqa: BLE001 - a listener's bug must not stop the ingest
+                    log.exception("sensor change listener failed for %s", ev.sensor)
         self.updated[reading.sensor] = reading.ts
         store = self._store()
         if store is not None:
