@@ -72,8 +72,10 @@ class StateTracker:
             if self.record_readings:
                 # kind "sensor" with the fields at the top level: the store keeps hourly aggregates
                 # of them; a reading that changed no state field is telemetry (a longer commit window)
-                record(store.record_event("sensor", reading.sensor, {**reading.fields, "_via": reading.source},
-                                          ts=reading.ts, telemetry=not states))
+                # (no done-callback per reading: a batch of thousands would each cost a loop
+                # callback when it commits; the store logs its own failures)
+                store.record_event("sensor", reading.sensor, {**reading.fields, "_via": reading.source},
+                                   ts=reading.ts, telemetry=not states)
             if ev is not None:
                 if states:
                     record(store.record_event("state_change", reading.sensor,

@@ -120,11 +120,12 @@ class Uplink(Component):
             return
         for topic, payload, retain in self.messages_for(ev):
             fut = store.outbox_put(topic, payload, qos=1, retain=retain)
-            record(fut)
             fut.add_done_callback(self._committed)
             self.queued += 1
 
-    def _committed(self, _fut: Any) -> None:
+    def _committed(self, fut: Any) -> None:
+        if not fut.cancelled():
+            fut.exception()  # retrieved (the store logs a failure itself)
         if self.wake is not None:
             self.wake.set()
 
