@@ -66,6 +66,7 @@ class ServiceConfig(Section):
 
 
 from .relays.config import RelaysConfig  # noqa: E402 - sections import Section from here
+from .video.config import VideoConfig  # noqa: E402 - sections import Section from here
 # Component sections, each owned by its component's module (they import Section from here;
 # edge/__init__.py imports this module first so that order always holds).
 from .rules import RuleConfig, check_rules  # noqa: E402
@@ -79,6 +80,7 @@ class Config(Section):
     store: StoreConfig = StoreConfig()
     web: WebConfig = WebConfig()
     relays: RelaysConfig = RelaysConfig()
+    video: VideoConfig = VideoConfig()
     mqtt: MqttConfig = MqttConfig()
     sensors: list[SensorConfig] = []
     rules: list[RuleConfig] = []

@@ -66,6 +66,16 @@ def banner(cfg: Config, data_dir: Path) -> str:
         f"  health:   http://{host}:{web.port}/healthz",
         f"  metrics:  http://{host}:{web.port}/metrics",
         f"  login:    user '{creds.user}', password: run `.venv/bin/edge credentials --data-dir {data_dir}`",
+    ]
+    if cfg.video.enabled:
+        v = cfg.video
+        vhost = "127.0.0.1" if v.rtsp_host in ("0.0.0.0", "::") else v.rtsp_host
+        lines += [
+            f"  camera:   rtsp://{vhost}:{v.rtsp_port}{v.mount}  (RTSP, digest login as above;",
+            f"            e.g. ffplay -rtsp_transport tcp rtsp://{creds.user}:<password>@{vhost}:{v.rtsp_port}{v.mount})",
+            f"  snapshot: http://{host}:{web.port}/snapshot.jpg",
+        ]
+    lines += [
         f"  MQTT:     {BROKER_HOST}:{BROKER_PORT}",
         "  trigger the front door:",
         "    mosquitto_pub -t zigbee2mqtt/front_door -m '{\"contact\":false}'   # door opens",

@@ -52,6 +52,10 @@ def build_components(ctx: Context, supervisor_ref) -> list[Component]:
 
     comps: list[Component] = [StoreComponent(ctx), RelayService(ctx)]
     comps += sensor_path_components(ctx)
+    if ctx.config.video.enabled:
+        from .video.component import VideoComponent
+
+        comps.append(VideoComponent(ctx))
     comps.append(WebComponent(ctx, supervisor_ref))
     return comps
 

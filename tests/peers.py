@@ -102,13 +102,17 @@ class RunningService:
 async def run_service_from_toml(toml_text: str, data_dir: Path, *, simulated: bool = True,
                                 ready_timeout: float = 15.0, demo: bool = False) -> AsyncIterator[RunningService]:
     """Run the real service in this event loop from a TOML string (web on a free port unless
-    the TOML sets [web]). Yields once READY=1 was sent."""
+    the TOML sets [web]; the video camera off unless it sets [video]). Yields once READY=1
+    was sent."""
     from edge import config as config_mod
     from edge.app import Supervisor
     from edge.service import build_components, build_context
 
     if "[web]" not in toml_text:
         toml_text += f"\n[web]\nhost = \"127.0.0.1\"\nport = {free_port()}\n"
+    if "[video]" not in toml_text:
+        # the RTSP camera costs CPU and wants port 554: only tests that configure [video] run it
+        toml_text += "\n[video]\nenabled = false\n"
     cfg_path = Path(data_dir) / "edge.toml"
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     cfg_path.write_text(toml_text)

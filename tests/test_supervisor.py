@@ -59,7 +59,7 @@ class FakeSystemd:
 
 
 def _toml(port: int, lag_ms: int = 300) -> str:
-    return f'[service]\nloop_lag_max_ms = {lag_ms}\n[web]\nhost = "127.0.0.1"\nport = {port}\n'
+    return f'[service]\nloop_lag_max_ms = {lag_ms}\n[web]\nhost = "127.0.0.1"\nport = {port}\n[video]\nenabled = false\n'
 
 
 async def _drain_async(fake: FakeSystemd, seconds: float) -> None:
