@@ -101,3 +101,32 @@ async def test_door_opens_siren_pulses_event_stored_state_published(mosquitto, s
             from edge.store.readers import get_state
 
             assert get_state(path, "front_door")["front_door"][0]["contact"] is True
+
+
+async def test_relay_commands_over_mqtt_and_ha_discovery(mosquitto, service_factory):
+    async with Collector(mosquitto.port, "edge/dev1/cmd/reply", "edge/dev1/relay/#", "homeassistant/#") as col:
+        async with service_factory(TOML.format(port=mosquitto.port)) as svc:
+            ctx = svc.ctx
+            board = ctx.extras["relays"].sim_servers["main"].board
+            await wait_for(lambda: ctx.extras["uplink"].connected)
+            # Home Assistant sees the relay as a switch and a button on the device's topics
+            await wait_for(lambda: any(t == "homeassistant/button/dev1/siren_pulse/config" for t, _, _ in col.msgs),
+                           what="relay discovery")
+            disc = {t: json.loads(p) for t, p, _ in col.msgs if t.startswith("homeassistant/")}
+            assert disc["homeassistant/switch/dev1/siren/config"]["command_topic"] == "edge/dev1/relay/siren/set"
+            assert disc["homeassistant/button/dev1/siren_pulse/config"]["command_topic"] == "edge/dev1/relay/siren/pulse"
+            h0 = len(board.history)
+            await publish(mosquitto.port, ("edge/dev1/cmd", '{"id": "p1", "relay": "siren", "action": "pulse", "ms": 200}'))
+            await wait_for(lambda: col.payloads("edge/dev1/cmd/reply"), what="reply")
+            reply = col.payloads("edge/dev1/cmd/reply")[0]
+            assert reply["id"] == "p1" and reply["ok"] is True and reply["relay"] == "siren" and reply["ms"] == 200
+            await wait_for(lambda: len([h for h in board.history[h0:] if h[1] == 2]) >= 2, what="the pulse on the board")
+            on, off = [h for h in board.history[h0:] if h[1] == 2][:2]
+            assert on[2] and not off[2] and 0.15 <= off[0] - on[0] <= 0.5
+            # the relay's state goes out retained: ON then OFF
+            await wait_for(lambda: [p for t, p, _ in col.msgs if t == "edge/dev1/relay/siren"][-2:] == [b"ON", b"OFF"],
+                           what="relay state published")
+            # the HA button pulses it too
+            await publish(mosquitto.port, ("edge/dev1/relay/siren/pulse", "PRESS"))
+            await wait_for(lambda: len(col.payloads("edge/dev1/cmd/reply")) == 2, what="second reply")
+            assert col.payloads("edge/dev1/cmd/reply")[1]["ok"] is True
