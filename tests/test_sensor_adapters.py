@@ -165,7 +165,10 @@ async def test_adapters_on_real_shaped_payloads(mosquitto, service_factory):
                       ("plant/pump", j({"status": {"run": "RUN"}, "p": [0, 42]})),
                       ("plain/onoff", "ON"))
         st = sensors.state
-        await wait_for(lambda: st("relay_echo"), what="the last message")
+        ids = ["front_door", "hall_pir", "climate", "zw_temp", "zw_door", "cam", "yl_door", "yl_leak", "yl_smoke", "yl_th",
+               "yl_vib", "yl_pir", "pump", "relay_echo"]
+        # state sensors and telemetry come over separate connections: wait for every one
+        await wait_for(lambda: all(st(i) for i in ids) and len(st("cam")) == 2, what="every sensor's reading")
         assert st("front_door") == {"contact": False, "battery": 100, "battery_low": False, "linkquality": 141, "tamper": False}
         assert st("hall_pir") == {"occupancy": True, "battery": 87, "linkquality": 96, "tamper": False}
         assert st("climate") == {"temperature": 21.43, "humidity": 48.27, "battery": 64, "linkquality": 120}
