@@ -101,7 +101,8 @@ async def test_states_events_discovery_and_availability(mosquitto, service_facto
             await wait_for(lambda: svc.ctx.extras["uplink"].connected and svc.ctx.extras["sensors"].ingest.connected)
             await publish(mosquitto.port, ("zigbee2mqtt/front_door", '{"contact": false, "battery": 90}'),
                           ("zigbee2mqtt/boiler", '{"temperature": 61.5}'))
-            await wait_for(lambda: col.payloads("site/edge/dev1/sensor/boiler"), what="boiler state")
+            await wait_for(lambda: col.payloads("site/edge/dev1/sensor/boiler") and col.payloads("site/edge/dev1/sensor/front_door"),
+                           what="boiler and door states")
             door = col.payloads("site/edge/dev1/sensor/front_door")[-1]
             assert door["contact"] is False and door["battery"] == 90 and door["ts"] > 0
             # HA discovery: a door binary_sensor and a temperature sensor, both with availability
