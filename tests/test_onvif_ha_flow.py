@@ -190,6 +190,7 @@ async def test_home_assistant_flow(service_factory, mosquitto, monkeypatch):
             latency = time.monotonic() - t0
             assert (state, op) == ("true", "Changed")
             assert latency < 1.0, f"DigitalInput {latency:.3f} s after the door message"
+            print(f"Zigbee2MQTT door message -> ONVIF DigitalInput at the client: {latency * 1000:.0f} ms")
 
             # 6. a relay pulse through ONVIF (DeviceIO settings, Device SetRelayOutputState)
             relays = svc.ctx.extras["relays"]
