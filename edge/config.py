@@ -52,11 +52,23 @@ class ServiceConfig(Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+def _setup_sections():  # the front panel's own sections live in edge/setup/config.py
+    from .setup.config import ButtonsConfig, LcdConfig, NetworkConfig
+
+    return ButtonsConfig, LcdConfig, NetworkConfig
+
+
+_ButtonsConfig, _LcdConfig, _NetworkConfig = _setup_sections()
+
+
 class Config(Section):
     site: SiteConfig = SiteConfig()
     service: ServiceConfig = ServiceConfig()
     store: StoreConfig = StoreConfig()
     web: WebConfig = WebConfig()
+    lcd: _LcdConfig = _LcdConfig()
+    buttons: _ButtonsConfig = _ButtonsConfig()
+    network: _NetworkConfig = _NetworkConfig()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Config":

@@ -49,7 +49,14 @@ def build_context(config: Config, data_dir: Path, *, simulated: bool = False, co
 def build_components(ctx: Context, supervisor_ref) -> list[Component]:
     from .store.component import StoreComponent
 
+    from .setup.watch import CredentialsWatcher
+
     comps: list[Component] = [StoreComponent(ctx)]
+    comps.append(CredentialsWatcher(ctx))
+    if ctx.config.lcd.enabled:
+        from .setup.component import SetupComponent
+
+        comps.append(SetupComponent(ctx))
     comps.append(WebComponent(ctx, supervisor_ref))
     return comps
 
