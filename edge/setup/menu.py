@@ -449,7 +449,7 @@ def network_screen() -> PagesScreen:
 
             def gateway_done(m3: "Menu", t3: float, gateway: str) -> None:
                 target = NetSettings("static", address, gateway, (gateway,))
-                m3.push(ConfirmScreen(f"Use {address.split('/')[0]}?",
+                m3.push(ConfirmScreen(f"Use {address.split('/')[0]}",
                                       lambda m4, t4: m4.emit(ApplyNetwork(target), "Network", "applying")))
 
             mm.push(AddressEditor("Gw", gw0, False, gateway_done))
@@ -501,9 +501,14 @@ def alarms_screen() -> PagesScreen:
         if not d.alarms:
             return [Page("Alarms", "none active")]
         items = sorted(d.alarms.values(), key=lambda a: a.since)
-        return [Page(f"{i + 1}/{len(items)} {a.sensor}" + (" ack" if a.acked else ""), a.message,
-                     None if a.acked else (lambda mm, t, a=a: mm.emit(AckAlarm(a.alarm))))
-                for i, a in enumerate(items)]
+        pages = []
+        for i, a in enumerate(items):
+            title = ("ACK " if a.acked else "") + a.sensor
+            counter = f" {i + 1}/{len(items)}"
+            if len(title) + len(counter) <= m.cols:
+                title += counter
+            pages.append(Page(title, a.message, None if a.acked else (lambda mm, t, a=a: mm.emit(AckAlarm(a.alarm)))))
+        return pages
 
     return PagesScreen(pages, "Alarms")
 
@@ -534,8 +539,9 @@ class Menu:
         self.home_cycle_s = home_cycle_s
         self.menu_timeout_s = menu_timeout_s
         self.now = now
-        self.stack: list[Screen] = [HomeScreen()]
-        self.stack[0].since = now
+        home = HomeScreen()
+        home.since = home.shown_at = now
+        self.stack: list[Screen] = [home]
         self.interrupts: list[str] = []  # alarm ids shown over everything, newest last
         self._actions: list[Action] = []
         self.last_input = now

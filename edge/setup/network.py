@@ -175,7 +175,7 @@ async def change(backend: NetworkBackend, target: NetSettings, rollback_s: float
         await sleep(poll_s)
     log.warning("%s did not come up within %.0f s; rolling back to %s", target.describe(), rollback_s, before.describe())
     await _restore(backend, before)
-    return ChangeOutcome(False, f"no link in {rollback_s:.0f}s, back to {before.describe()}", rolled_back=True)
+    return ChangeOutcome(False, f"back to {before.describe()}", rolled_back=True)
 
 
 async def _restore(backend: NetworkBackend, before: NetSettings) -> None:

@@ -41,11 +41,13 @@ def wipe(data_dir: Path, config_path: Path | None, keep: Iterable[str] = ()) -> 
             tmp.replace(config_path)
             fc.unlink()
             removed.append(f"config changes in {config_path}")
-    keep = set(keep)
     data_dir = Path(data_dir)
+    spare = {(data_dir / k).resolve() for k in keep}
+    if config_path is not None:  # a config kept in the data dir (tests, demo) is restored, not deleted
+        spare |= {Path(config_path).resolve(), factory_copy_path(Path(config_path).resolve())}
     if data_dir.is_dir():
         for entry in sorted(data_dir.iterdir()):
-            if entry.name in keep:
+            if entry.resolve() in spare:
                 continue
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
