@@ -358,8 +358,41 @@ async def test_http_panel_refuses_without_credentials_and_checks_input(service_f
                 assert r.status == 200 and "/api/buttons/" in await r.text()
 
 
+RELAYS_TOML = """
+[relays.boards.main]
+type = "simulated"
+profile = "waveshare-8"
+port = 0
+
+[relays.channels.gate]
+board = "main"
+channel = 3
+mode = "pulse"
+pulse_ms = 3000
+label = "Gate"
+"""
+
+
 async def test_navigating_to_relays_and_select_pulses_the_channel(service_factory, fake_bus):
-    relays_mod = pytest.importorskip(
-        "edge.relays", reason="branch `relays` (edge/relays.py) has not landed on main yet; the menu's Pulse action "
+    pytest.importorskip(
+        "edge.relays", reason="branch `relays` (edge/relays) has not landed on main yet; the menu's Pulse action "
                               "is covered against the contract in test_menu.py")
-    pytest.skip(f"relay service present ({relays_mod.__name__}) but this test has not been wired to its config yet")
+    async with service_factory(PANEL_TOML + RELAYS_TOML) as svc:
+        p = Panel(svc, fake_bus)
+        await _acknowledge(p)
+        board = svc.ctx.extras["relays"].sim_servers["main"].board
+        await p.goto_menu("Relays")
+        await p.wait_text("gate")
+        assert "SEL = pulse" in p.text()
+        assert not any(c == 3 for _, c, _ in board.history)
+        await p.press("select")
+        await p.wait_text("pulsed OK", timeout=5)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not any(c == 3 and not on for _, c, on in board.history):
+            await asyncio.sleep(0.02)
+        ons = [t for t, c, on in board.history if c == 3 and on]
+        offs = [t for t, c, on in board.history if c == 3 and not on]
+        assert len(ons) == 1 and len(offs) == 1, board.history
+        # the wiring check's short pulse ([lcd] relay_test_pulse_ms = 500), not the channel's 3 s
+        assert 0.3 <= offs[0] - ons[0] <= 1.5
+        assert {c for _, c, _ in board.history} == {3}

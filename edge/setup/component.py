@@ -207,8 +207,9 @@ class SetupComponent(Component):
             while True:
                 try:
                     item = await asyncio.wait_for(self._queue.get(), TICK_S)
+                    got_item = True  # a button, a bus event or a finished action
                 except TimeoutError:
-                    item = None
+                    item, got_item = None, False
                 now = self.clock()
                 if isinstance(item, ButtonEvent):
                     was_lit = self.lcd.backlight
@@ -221,7 +222,7 @@ class SetupComponent(Component):
                     self._spawn(self._perform(action))
                 self.lcd.poll()
                 frame = self.menu.render(now)
-                if item is not None and frame != self.lcd.text() and self.sim_display is not None:
+                if got_item and frame != self.lcd.text() and self.sim_display is not None:
                     log.info("lcd | %s |", " | ".join(frame))
                 self.lcd.show(frame)
                 self.beat()
