@@ -52,13 +52,7 @@ class ServiceConfig(Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
-def _setup_sections():  # the front panel's own sections live in edge/setup/config.py
-    from .setup.config import ButtonsConfig, LcdConfig, NetworkConfig
-
-    return ButtonsConfig, LcdConfig, NetworkConfig
-
-
-_ButtonsConfig, _LcdConfig, _NetworkConfig = _setup_sections()
+from .setup.config import ButtonsConfig, LcdConfig, NetworkConfig  # noqa: E402 - sections import Section from here
 
 
 class Config(Section):
@@ -66,9 +60,9 @@ class Config(Section):
     service: ServiceConfig = ServiceConfig()
     store: StoreConfig = StoreConfig()
     web: WebConfig = WebConfig()
-    lcd: _LcdConfig = _LcdConfig()
-    buttons: _ButtonsConfig = _ButtonsConfig()
-    network: _NetworkConfig = _NetworkConfig()
+    lcd: LcdConfig = LcdConfig()
+    buttons: ButtonsConfig = ButtonsConfig()
+    network: NetworkConfig = NetworkConfig()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Config":
