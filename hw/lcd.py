@@ -39,6 +39,8 @@ DISPLAY_ON = 0x0C  # display on, cursor off, blink off
 FUNCTION_4BIT_2LINE = 0x28
 SET_DDRAM = 0x80
 
+RETRY_S = 1.0  # a failed display (unplugged, wrong address) is reopened this often
+
 ROW_OFFSETS_16 = (0x00, 0x40, 0x10, 0x50)
 ROW_OFFSETS_20 = (0x00, 0x40, 0x14, 0x54)
 
@@ -92,12 +94,23 @@ class Hd44780Pcf8574:
         self._init()
 
     # -- low level ---------------------------------------------------------------------
-    def _nibble_bytes(self, nibble: int, rs: int) -> list[int]:
-        data = ((nibble & 0x0F) << 4) | rs | self.backlight
-        return [data | EN, data]  # E high then low: latched on the falling edge
+    def _nibbles(self, items: list[tuple[int, int]]) -> list[int]:
+        """Port values for (nibble, rs) pairs. Each nibble: E high with the data, then E low
+        (latched on the falling edge). Where RS changes, the new RS is put on the port with E
+        low first (RS must settle before E rises); within a run of the same RS it already has."""
+        raw: list[int] = []
+        rs_now: int | None = None
+        for nibble, rs in items:
+            data = ((nibble & 0x0F) << 4) | rs | self.backlight
+            if rs != rs_now:
+                raw.append(data)
+                rs_now = rs
+            raw += [data | EN, data]
+        return raw
 
-    def _byte_bytes(self, value: int, rs: int) -> list[int]:
-        return self._nibble_bytes(value >> 4, rs) + self._nibble_bytes(value, rs)
+    @staticmethod
+    def _split(value: int, rs: int) -> list[tuple[int, int]]:
+        return [(value >> 4, rs), (value & 0x0F, rs)]
 
     def _send(self, raw: list[int]) -> None:
         # A PCF8574 takes a stream of port values in one transaction; SMBus blocks are <= 32.
@@ -109,16 +122,16 @@ class Hd44780Pcf8574:
                 self.bus.write_i2c_block_data(self.address, chunk[0], chunk[1:])
 
     def _command(self, cmd: int) -> None:
-        self._send(self._byte_bytes(cmd, 0))
+        self._send(self._nibbles(self._split(cmd, 0)))
 
     def _init(self) -> None:
         self.bus.write_byte(self.address, self.backlight)
         time.sleep(0.02)  # > 15 ms after power-on
         # three times "8-bit mode" to get in sync from any state, then 4-bit
         for wait in (0.0045, 0.0002, 0.0002):
-            self._send(self._nibble_bytes(0x03, 0))
+            self._send(self._nibbles([(0x03, 0)]))
             time.sleep(wait)
-        self._send(self._nibble_bytes(0x02, 0))
+        self._send(self._nibbles([(0x02, 0)]))
         self._command(FUNCTION_4BIT_2LINE)
         self._command(DISPLAY_ON)
         self._command(CLEAR)
@@ -127,10 +140,10 @@ class Hd44780Pcf8574:
 
     # -- CharDisplay -------------------------------------------------------------------
     def write(self, row: int, col: int, text: str) -> None:
-        raw = self._byte_bytes(SET_DDRAM | (self.offsets[row] + col), 0)
+        items = self._split(SET_DDRAM | (self.offsets[row] + col), 0)
         for ch in to_rom(text):
-            raw += self._byte_bytes(ord(ch), RS)
-        self._send(raw)
+            items += self._split(ord(ch), RS)
+        self._send(self._nibbles(items))
 
     def set_backlight(self, on: bool) -> None:
         self.backlight = BACKLIGHT if on else 0
@@ -277,9 +290,7 @@ class Lcd:
         while True:
             with self._cv:
                 while not self._dirty and not self._closing:
-                    self._cv.wait(1.0 if self.error else None)
-                    if self.error:
-                        break  # retry a failed device now and then
+                    self._cv.wait()
                 if self._closing:
                     break
                 frame = list(self._frame)
@@ -295,6 +306,8 @@ class Lcd:
                     log.warning("lcd write failed (%s: %s); retrying", type(exc).__name__, exc)
                 self.error = f"{type(exc).__name__}: {exc}"
                 self._drop_device()
+                with self._cv:  # retry about once a second, not in a tight loop
+                    self._cv.wait_for(lambda: self._closing, timeout=RETRY_S)
         self._drop_device()
 
     def _write_frame(self, frame: list[str], backlight: bool) -> None:

@@ -34,6 +34,8 @@ class FakeLcdBus:
         self.data_writes = 0  # characters written (for "only changed characters" checks)
         self.strobes = 0
         self.wrong_address = 0
+        self.violations = 0  # timing rules the driver broke
+        self.attempts = 0  # every I2C transaction tried, failed or not
         self.closed = False
         self.fail = False  # set True to make every write raise OSError (unplugged)
 
@@ -55,6 +57,7 @@ class FakeLcdBus:
         self.closed = True
 
     def _check(self, addr: int) -> None:
+        self.attempts += 1
         if self.fail:
             raise OSError(121, "Remote I/O error")
         if addr != self.address:
@@ -65,6 +68,8 @@ class FakeLcdBus:
     def _port(self, value: int) -> None:
         prev, self.port = self.port, value & 0xFF
         self.backlight = bool(value & BL)
+        if not prev & E and value & E and (prev ^ value) & (RS | RW):
+            self.violations += 1  # RS/RW must be set up (tAS) before E rises, not with it
         if prev & E and not value & E:  # falling edge of E: latch D4-D7
             self.strobes += 1
             if prev & RW:

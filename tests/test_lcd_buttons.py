@@ -38,7 +38,7 @@ def test_text_lands_where_a_person_reads_it(cols, rows):
         lcd.show(lines)
         assert lcd.wait_idle()
         assert bus.text() == [s[:cols].ljust(cols) for s in lines]
-        assert bus.backlight and bus.wrong_address == 0
+        assert bus.backlight and bus.wrong_address == 0 and bus.violations == 0
         lcd.show(["short"])  # the rest of the screen is blanked, nothing left over
         assert lcd.wait_idle()
         assert bus.text() == ["short".ljust(cols)] + [" " * cols] * (rows - 1)
@@ -103,6 +103,9 @@ def test_unplugged_lcd_is_reported_and_recovers():
         while not lcd.error and time.monotonic() < deadline:
             time.sleep(0.01)
         assert "Remote I/O" in lcd.error
+        tries = bus.attempts
+        time.sleep(0.5)  # retried about once a second, not hammered
+        assert lcd.error and bus.attempts - tries <= 1
         bus.fail = False  # plugged back: re-initialised and the whole frame written
         assert lcd.wait_idle(timeout=4)
         assert bus.text()[0] == "two".ljust(16)

@@ -257,7 +257,13 @@ class SetupComponent(Component):
             problems.append(f"lcd: {self.lcd.error}")
         if self.buttons_error:
             problems.append(f"buttons: {self.buttons_error}")
-        return Health(not problems, "; ".join(problems))
+        if problems:
+            return Health(False, "; ".join(problems))
+        # the screen as text for /healthz (the password is masked: STATUS= may show details)
+        screen = " | ".join(line.rstrip() for line in self.lcd.text())
+        if self.data.password:
+            screen = screen.replace(self.data.password, "*" * len(self.data.password))
+        return Health(True, f"lcd: {screen}")
 
     def _spawn(self, coro: Any) -> None:
         t = asyncio.create_task(coro)
