@@ -232,7 +232,6 @@ async def test_factory_reset_needs_ten_second_hold_and_confirmation(service_fact
 
         await p.goto_menu("System")
         await p.to_page("Factory reset")
-        await p.press("select")
         await p.wait_text("hold SEL 10s")
         sel = p.comp.buttons.pin("select")
 
@@ -258,7 +257,6 @@ async def test_factory_reset_needs_ten_second_hold_and_confirmation(service_fact
         assert p.comp.system.factory_resets == 0 and (data_dir / "edge.db").exists()
 
         # again, and SELECT confirms
-        await p.press("select")
         sel.drive_low()
         await p.wait_text("keep holding")
         p.clock.advance(10.1)

@@ -30,6 +30,7 @@ from hw.lcd import open_lcd
 from .. import __version__
 from .. import config as config_mod
 from .. import credentials as credentials_mod
+from .. import paths
 from ..bus import Alarm, ComponentHealth, SensorChanged
 from ..component import Component, Health
 from . import menu as m
@@ -330,6 +331,9 @@ class SetupComponent(Component):
     def _write_network(self, s: NetSettings) -> None:
         path = self.ctx.config_path
         if path is None:
+            return
+        if Path(path).resolve() == paths.DEMO_CONFIG.resolve():
+            log.info("demo: the demo config is part of the source tree, not written (network %s)", s.describe())
             return
         keep_factory_copy(Path(path))
         if s.mode == "static":

@@ -373,22 +373,22 @@ class AddressEditor(Screen):
 
 
 class FactoryResetScreen(Screen):
-    """SELECT held 10 s (measured with the menu's clock), then a fresh SELECT confirms."""
+    """Entered by pressing SELECT on System > Factory reset: it must stay held 10 s (measured
+    with the menu's clock); letting go earlier goes back. Then a fresh SELECT confirms."""
 
-    def __init__(self) -> None:
-        self.held_since: float | None = None
+    def __init__(self, held_since: float):
+        self.held_since: float | None = held_since
 
     def render(self, m: "Menu", now: float) -> list[str]:
-        if self.held_since is not None:
-            left = max(0.0, FACTORY_HOLD_S - (now - self.held_since))
-            return ["Factory reset", f"keep holding {math.ceil(left)}s"]
-        return ["Factory reset", f"hold SEL {FACTORY_HOLD_S:.0f}s"]
+        left = max(0.0, FACTORY_HOLD_S - (now - (self.held_since if self.held_since is not None else now)))
+        return ["Factory reset", f"keep holding {math.ceil(left)}s"]
 
     def button(self, m: "Menu", ev: ButtonEvent, now: float) -> None:
         if ev.button == "select" and ev.kind == "press":
             self.held_since = now
         elif ev.button == "select" and ev.kind == "release":
             self.held_since = None
+            m.pop()
         elif ev.button == "back" and ev.kind == "press":
             self.held_since = None
             m.pop()
@@ -523,7 +523,7 @@ def system_screen() -> PagesScreen:
             Page("Version", d.version),
             Page("Uptime", age(m.now - d.started)),
             Page("Reboot", "SELECT to reboot", reboot),
-            Page("Factory reset", "SELECT to start", lambda mm, t: mm.push(FactoryResetScreen())),
+            Page("Factory reset", f"hold SEL {FACTORY_HOLD_S:.0f}s", lambda mm, t: mm.push(FactoryResetScreen(t))),
         ]
 
     return PagesScreen(pages, "System")
@@ -547,6 +547,7 @@ class Menu:
         self.last_input = now
         self._first_boot = FirstBootScreen()
         self._alarm_since = now
+        self._shown: Screen | None = home
 
     # -- stack ---------------------------------------------------------------------------
     def push(self, screen: Screen) -> None:
@@ -627,9 +628,11 @@ class Menu:
                 and not any(isinstance(s, (BusyScreen, FactoryResetScreen)) for s in self.stack)):
             self.home()
         scr = self.current()
+        if isinstance(scr, HomeScreen) and scr is not self._shown:
+            scr.shown_at = now  # back on the home screen: its item stays a full cycle
+        self._shown = scr
         if scr is not None:
             scr.tick(self, now)
-        self.stack[0].tick(self, now)  # home keeps cycling underneath
 
     # -- output --------------------------------------------------------------------------
     def render(self, now: float | None = None) -> list[str]:

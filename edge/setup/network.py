@@ -90,8 +90,9 @@ class Nmcli:
 
     async def status(self) -> NetStatus:
         conn = await self._connection()
-        method, addrs, gw, dns = (await self._run(
-            "-t", "-g", "ipv4.method,ipv4.addresses,ipv4.gateway,ipv4.dns", "connection", "show", conn)).splitlines()[:4]
+        values = (await self._run(
+            "-t", "-g", "ipv4.method,ipv4.addresses,ipv4.gateway,ipv4.dns", "connection", "show", conn)).splitlines()
+        method, addrs, gw, dns = (values + ["", "", "", ""])[:4]  # empty values may be left off at the end
         dev = await self._run("-t", "-g", "GENERAL.STATE,IP4.ADDRESS", "device", "show", self.interface)
         lines = [ln.strip() for ln in dev.splitlines() if ln.strip()]
         connected = bool(lines) and lines[0].startswith("100")
