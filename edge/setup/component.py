@@ -31,7 +31,7 @@ from .. import __version__
 from .. import config as config_mod
 from .. import credentials as credentials_mod
 from .. import paths
-from ..bus import Alarm, ComponentHealth, SensorChanged
+from ..bus import Alarm, ComponentHealth, SensorChanged, SensorReading
 from ..component import Component, Health
 from . import menu as m
 from .network import NetSettings, Nmcli, SimulatedNetwork, change
@@ -132,6 +132,10 @@ class SetupComponent(Component):
         elif isinstance(ev, SensorChanged):
             name = self._sensor_names.get(ev.sensor) or ev.sensor
             d.sensors[ev.sensor] = m.SensorView(name, dict(ev.state), ev.ts)
+        elif isinstance(ev, SensorReading):  # "last seen" counts readings that changed nothing too
+            view = d.sensors.get(ev.sensor)
+            if view is not None:
+                view.last_seen = max(view.last_seen, ev.ts)
         elif isinstance(ev, ComponentHealth):
             if ev.ok:
                 self._health_problems.pop(ev.component, None)
@@ -201,7 +205,7 @@ class SetupComponent(Component):
         self.lcd.show(self.menu.render(self.clock()))
 
     async def run(self) -> None:
-        sub = self.ctx.bus.subscribe(Alarm, SensorChanged, ComponentHealth, maxsize=1000, name="setup")
+        sub = self.ctx.bus.subscribe(Alarm, SensorChanged, SensorReading, ComponentHealth, maxsize=1000, name="setup")
         reader = asyncio.create_task(self._read_bus(sub), name="setup-bus")
         refresher = asyncio.create_task(self._refresh(), name="setup-refresh")
         try:
@@ -239,7 +243,8 @@ class SetupComponent(Component):
     async def _read_bus(self, sub: Any) -> None:
         async for ev in sub:
             self._on_bus(ev)
-            self._queue.put_nowait(None)
+            if not isinstance(ev, SensorReading):
+                self._queue.put_nowait(None)  # redraw now
 
     async def stop(self) -> None:
         for t in list(self._tasks):
