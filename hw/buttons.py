@@ -1,9 +1,9 @@
 """The four front-panel buttons (up, down, select, back) through gpiozero.
 
-gpiozero calls back on its own threads; every edge is handed to the event loop with
-``call_soon_threadsafe`` and debounced there: an edge (re)arms a settle timer of ``bounce_s``
-and only the level the pin settled on is reported, so a bouncing contact gives one press and
-one release. A button held ``hold_s`` gives a ``hold`` event (once; the menu measures longer
+gpiozero calls back on its own threads; every edge is stamped with its time and handed to
+the event loop with ``call_soon_threadsafe``, and debounced there: a level counts once it
+stayed ``bounce_s`` without another edge, so a bouncing contact gives one press and one
+release (judged on the edges' timestamps, so a late loop loses no press). A button held ``hold_s`` gives a ``hold`` event (once; the menu measures longer
 holds itself with its own clock).
 
 The simulated twin is gpiozero's own ``MockFactory``: ``press(name)`` drives the mock pin like
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -44,13 +45,14 @@ class Buttons:
         self._buttons: dict[str, Any] = {}
         self._pressed: dict[str, bool] = {}
         self._settle: dict[str, asyncio.TimerHandle] = {}
+        self._pending: dict[str, tuple[bool, float]] = {}  # last edge: (level, time.monotonic())
         self._hold: dict[str, asyncio.TimerHandle] = {}
         try:
             for name, pin in pins.items():
                 # debounce is done here on the loop, the same for real and mock pins
                 b = Button(pin, pull_up=True, bounce_time=None, pin_factory=pin_factory)
-                b.when_pressed = self._threadsafe(name)
-                b.when_released = self._threadsafe(name)
+                b.when_pressed = self._threadsafe(name, True)
+                b.when_released = self._threadsafe(name, False)
                 self._buttons[name] = b
                 self._pressed[name] = False
         except Exception:
@@ -64,34 +66,45 @@ class Buttons:
 
         return cls(pins, on_event, loop=loop, pin_factory=MockFactory(), **kw)
 
-    def _threadsafe(self, name: str) -> Callable[[], None]:
+    def _threadsafe(self, name: str, level: bool) -> Callable[[], None]:
         def cb() -> None:
+            ts = time.monotonic()  # when the edge happened, not when the loop gets to it
             try:
-                self.loop.call_soon_threadsafe(self._edge, name)
+                self.loop.call_soon_threadsafe(self._edge, name, level, ts)
             except RuntimeError:
                 pass  # loop closed during shutdown
 
         return cb
 
     # -- on the loop -------------------------------------------------------------------
-    def _edge(self, name: str) -> None:
+    # A level counts once it stayed bounce_s without another edge. Stability is judged on the
+    # edges' own timestamps, so a loop that is late (busy machine) still sees a short press.
+    def _edge(self, name: str, level: bool, ts: float) -> None:
+        pending = self._pending.get(name)
+        if pending is not None and ts - pending[1] >= self.bounce_s:
+            self._accept(name, *pending)
+        self._pending[name] = (level, ts)
         h = self._settle.pop(name, None)
         if h is not None:
             h.cancel()
-        self._settle[name] = self.loop.call_later(self.bounce_s, self._settled, name)
+        self._settle[name] = self.loop.call_at(self._loop_time(ts + self.bounce_s), self._settled, name)
+
+    def _loop_time(self, mono: float) -> float:
+        return self.loop.time() + (mono - time.monotonic())
 
     def _settled(self, name: str) -> None:
         self._settle.pop(name, None)
-        b = self._buttons.get(name)
-        if b is None:
-            return
-        level = bool(b.is_pressed)
-        if level == self._pressed[name]:
+        pending = self._pending.pop(name, None)
+        if pending is not None:
+            self._accept(name, *pending)
+
+    def _accept(self, name: str, level: bool, ts: float) -> None:
+        if name not in self._buttons or level == self._pressed[name]:
             return  # a bounce that came back to where it was
         self._pressed[name] = level
         if level:
             self._emit(ButtonEvent(name, "press"))
-            self._hold[name] = self.loop.call_later(self.hold_s, self._held, name)
+            self._hold[name] = self.loop.call_at(self._loop_time(ts + self.hold_s), self._held, name)
         else:
             h = self._hold.pop(name, None)
             if h is not None:

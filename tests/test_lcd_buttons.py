@@ -156,5 +156,19 @@ async def test_bouncing_contact_gives_one_press_and_hold_is_reported():
         events.clear()
         await b.press("down")  # the simulated finger
         assert events == [ButtonEvent("down", "press"), ButtonEvent("down", "release")]
+        # a busy loop that only gets to both edges after the finger let go still sees the press
+        events.clear()
+        pin = b.pin("up")
+        pin.drive_low()
+        time.sleep(0.05)  # blocks the loop: both edges wait in its queue
+        pin.drive_high()
+        await asyncio.sleep(0.1)
+        assert events == [ButtonEvent("up", "press"), ButtonEvent("up", "release")]
+        # while a contact shorter than the bounce time is a bounce
+        events.clear()
+        pin.drive_low()
+        pin.drive_high()
+        await asyncio.sleep(0.1)
+        assert events == []
     finally:
         b.close()
