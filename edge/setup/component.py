@@ -149,7 +149,7 @@ class SetupComponent(Component):
         if relays is not None:
             try:
                 for info in relays.describe():
-                    if not getattr(info, "reachable", True):
+                    if getattr(info, "reachable", None) is False:  # None: not known yet
                         problems.append(f"relay {info.name} offline")
                     elif getattr(info, "faulted", False):
                         problems.append(f"relay {info.name} fault")
