@@ -181,8 +181,8 @@ class Supervisor:
         while True:
             t0 = loop.time()
             await asyncio.sleep(interval)
-            # this task's own overshoot counts too: after a blocked loop its timer may fire
-            # before the lag monitor's has recorded the lag
+            # this task's own oversleep counts too: after a blocked loop it may run before the
+            # lag monitor has seen the block
             own_lag = max(0.0, loop.time() - t0 - interval)
             window_lag, self.max_lag_s = max(self.max_lag_s, own_lag), 0.0
             stalled = self._stalled()

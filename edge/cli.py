@@ -90,6 +90,11 @@ def credentials_rotate(data_dir: Path) -> None:
     click.echo(f"password: {creds.password}")
 
 
+from .store.cli import events  # noqa: E402
+
+cli.add_command(events)
+
+
 def main() -> None:
     cli(prog_name="edge")
 
