@@ -148,6 +148,11 @@ async def test_alarm_interrupts_the_open_menu(service_factory, fake_bus):
         await p.wait_text("front_door")
         assert "ALARM" not in p.text()
         assert svc.ctx.extras["setup"].data.alarms["front_door:open"].acked
+        await svc.ctx.store.flush()  # the acknowledgement is on record
+        from edge.store import query_events
+
+        acks = query_events(svc.ctx.store.path, kind="alarm_ack")
+        assert [(e.source, e.payload) for e in acks] == [("front-panel", {"alarm": "front_door:open"})]
         # the Alarms screen lists it as acknowledged
         await p.press("back")
         await p.wait_text("> Sensors")
