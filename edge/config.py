@@ -27,6 +27,16 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class KeyProblem(ValueError):
+    """Raise from a section's validator to point each problem at the key it is about (a path
+    below the validated model, e.g. ``("channels", "zone2", "channel")``), so the error names
+    that key and its line instead of the whole section."""
+
+    def __init__(self, problems: list[tuple[tuple[Any, ...], str]]):
+        self.problems = problems
+        super().__init__("; ".join(f"{format_loc(loc)}: {msg}" for loc, msg in problems))
+
+
 class SiteConfig(Section):
     name: str = Field("edge", min_length=1, max_length=64, description="site name on the dashboard header")
     location: str = ""
@@ -55,6 +65,7 @@ class ServiceConfig(Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+from .relays.config import RelaysConfig  # noqa: E402 - sections import Section from here
 from .setup.config import ButtonsConfig, LcdConfig, NetworkConfig  # noqa: E402 - sections import Section from here
 
 
@@ -63,6 +74,7 @@ class Config(Section):
     service: ServiceConfig = ServiceConfig()
     store: StoreConfig = StoreConfig()
     web: WebConfig = WebConfig()
+    relays: RelaysConfig = RelaysConfig()
     lcd: LcdConfig = LcdConfig()
     buttons: ButtonsConfig = ButtonsConfig()
     network: NetworkConfig = NetworkConfig()
@@ -163,9 +175,13 @@ def validate(data: dict[str, Any], text: str = "", source: str = "<config>") -> 
         problems = []
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-            line = _line_for(loc, lines)
-            where = f"{source}:{line}" if line else source
-            problems.append(f"{where}: {format_loc(loc)}: {_describe(err)}")
+            cause = (err.get("ctx") or {}).get("error")
+            located = cause.problems if isinstance(cause, KeyProblem) else [((), _describe(err))]
+            for sub_loc, msg in located:
+                full = loc + tuple(sub_loc)
+                line = _line_for(full, lines)
+                where = f"{source}:{line}" if line else source
+                problems.append(f"{where}: {format_loc(full)}: {msg}")
         raise ConfigError(source, problems) from None
 
 

@@ -47,11 +47,11 @@ def build_context(config: Config, data_dir: Path, *, simulated: bool = False, co
 
 
 def build_components(ctx: Context, supervisor_ref) -> list[Component]:
+    from .relays import RelayService
+    from .setup.watch import CredentialsWatcher
     from .store.component import StoreComponent
 
-    from .setup.watch import CredentialsWatcher
-
-    comps: list[Component] = [StoreComponent(ctx)]
+    comps: list[Component] = [StoreComponent(ctx), RelayService(ctx)]
     comps.append(CredentialsWatcher(ctx))
     if ctx.config.lcd.enabled:
         from .setup.component import SetupComponent

@@ -377,9 +377,6 @@ label = "Gate"
 
 
 async def test_navigating_to_relays_and_select_pulses_the_channel(service_factory, fake_bus):
-    pytest.importorskip(
-        "edge.relays", reason="branch `relays` (edge/relays) has not landed on main yet; the menu's Pulse action "
-                              "is covered against the contract in test_menu.py")
     async with service_factory(PANEL_TOML + RELAYS_TOML) as svc:
         p = Panel(svc, fake_bus)
         await _acknowledge(p)
