@@ -58,7 +58,7 @@ def test_relays_select_pulses_the_chosen_channel():
     press(menu, "down", "down")
     assert "> Relays" in screen(menu)
     press(menu, "select")
-    assert "gate" in screen(menu)
+    assert screen(menu) == "Relay 1/2 gate  \n?   SEL=pulse   "
     press(menu, "down")
     assert "siren" in screen(menu)
     press(menu, "select")

@@ -383,10 +383,12 @@ async def test_navigating_to_relays_and_select_pulses_the_channel(service_factor
         board = svc.ctx.extras["relays"].sim_servers["main"].board
         await p.goto_menu("Relays")
         await p.wait_text("gate")
-        assert "SEL = pulse" in p.text()
+        assert "off SEL=pulse" in p.text()
         assert not any(c == 3 for _, c, _ in board.history)
         await p.press("select")
         await p.wait_text("pulsed OK", timeout=5)
+        await p.press("back")  # the result -> the relay page, which shows the relay on, then off
+        await p.wait_text("off SEL=pulse", timeout=5)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and not any(c == 3 and not on for _, c, on in board.history):
             await asyncio.sleep(0.02)

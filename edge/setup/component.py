@@ -31,7 +31,7 @@ from .. import __version__
 from .. import config as config_mod
 from .. import credentials as credentials_mod
 from .. import paths
-from ..bus import Alarm, ComponentHealth, SensorChanged, SensorReading
+from ..bus import Alarm, ComponentHealth, RelayChanged, SensorChanged, SensorReading
 from ..component import Component, Health
 from . import menu as m
 from .network import NetSettings, Nmcli, SimulatedNetwork, change
@@ -136,6 +136,8 @@ class SetupComponent(Component):
             view = d.sensors.get(ev.sensor)
             if view is not None:
                 view.last_seen = max(view.last_seen, ev.ts)
+        elif isinstance(ev, RelayChanged):
+            d.relay_on[ev.relay] = ev.on
         elif isinstance(ev, ComponentHealth):
             if ev.ok:
                 self._health_problems.pop(ev.component, None)
@@ -180,6 +182,8 @@ class SetupComponent(Component):
             if relays is not None:
                 try:
                     self.data.relays = list(relays.names())
+                    for name in self.data.relays:
+                        self.data.relay_on[name] = relays.state(name)
                 except Exception as exc:  # noqa: BLE001
                     log.warning("relay list: %s", exc)
             self._refresh_links()
@@ -205,7 +209,8 @@ class SetupComponent(Component):
         self.lcd.show(self.menu.render(self.clock()))
 
     async def run(self) -> None:
-        sub = self.ctx.bus.subscribe(Alarm, SensorChanged, SensorReading, ComponentHealth, maxsize=1000, name="setup")
+        sub = self.ctx.bus.subscribe(Alarm, SensorChanged, SensorReading, RelayChanged, ComponentHealth, maxsize=1000,
+                                     name="setup")
         reader = asyncio.create_task(self._read_bus(sub), name="setup-bus")
         refresher = asyncio.create_task(self._refresh(), name="setup-refresh")
         try:

@@ -101,6 +101,7 @@ class MenuData:
     alarms: dict[str, AlarmView] = field(default_factory=dict)  # active only
     sensors: dict[str, SensorView] = field(default_factory=dict)
     relays: list[str] = field(default_factory=list)
+    relay_on: dict[str, bool | None] = field(default_factory=dict)  # None: not known (board offline)
     network: NetSettings | None = None
     version: str = ""
     started: float = 0.0  # clock time the service started
@@ -474,7 +475,9 @@ def relays_screen() -> PagesScreen:
         if not m.data.relays:
             return [Page("Relays", "none configured")]
         n = len(m.data.relays)
-        return [Page(f"Relay {i + 1}/{n} {name}" if len(name) + 10 <= m.cols else name, "SEL = pulse",
+        states = {True: "ON ", False: "off", None: "?  "}
+        return [Page(f"Relay {i + 1}/{n} {name}" if len(name) + 10 <= m.cols else name,
+                     f"{states[m.data.relay_on.get(name)]} SEL=pulse",
                      lambda mm, t, r=name: mm.emit(Pulse(r), f"Pulse {r}", "pulsing"))
                 for i, name in enumerate(m.data.relays)]
 
