@@ -215,8 +215,11 @@ class SetupComponent(Component):
         refresher = asyncio.create_task(self._refresh(), name="setup-refresh")
         try:
             while True:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that arrives as the queue yields an item, and the component never stops
                 try:
-                    item = await asyncio.wait_for(self._queue.get(), TICK_S)
+                    async with asyncio.timeout(TICK_S):
+                        item = await self._queue.get()
                     got_item = True  # a button, a bus event or a finished action
                 except TimeoutError:
                     item, got_item = None, False

@@ -49,7 +49,8 @@ class CredentialsWatcher(Component):
     async def run(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), self.interval_s)
+                async with asyncio.timeout(self.interval_s):  # not wait_for: it may swallow a cancel on 3.11
+                    await self._kick.wait()
             forced = self._kick.is_set()
             self._kick.clear()
             sig = await asyncio.to_thread(_signature, self.path)
