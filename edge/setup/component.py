@@ -175,7 +175,9 @@ class SetupComponent(Component):
             video = self.ctx.extras.get("video")
             if video is not None:
                 try:
-                    self.data.rtsp_url = video.stream_uri(self.data.ip or "127.0.0.1")
+                    bound = getattr(getattr(self.ctx.config, "video", None), "rtsp_host", "") or ""
+                    host = bound if bound not in ("", "0.0.0.0", "::") else (self.data.ip or "127.0.0.1")
+                    self.data.rtsp_url = video.stream_uri(host)  # the address it listens on, e.g. 127.0.0.1 in the demo
                 except Exception as exc:  # noqa: BLE001
                     self.data.rtsp_url = f"error: {exc}"
             relays = self.ctx.extras.get("relays")
