@@ -84,7 +84,7 @@ def credentials(ctx: click.Context, data_dir: Path | None) -> None:
 @credentials.command("rotate")
 @click.pass_obj
 def credentials_rotate(data_dir: Path) -> None:
-    """Generate a new password (the running service switches to it at once)."""
+    """Generate a new password (the running service switches to it within a second)."""
     creds = credentials_mod.rotate(data_dir)
     click.echo(f"user: {creds.user}")
     click.echo(f"password: {creds.password}")

@@ -73,6 +73,7 @@ from .video.config import VideoConfig  # noqa: E402 - sections import Section fr
 from .rules import RuleConfig, check_rules  # noqa: E402
 from .sensors.config import MqttConfig, SensorConfig, check_sensors  # noqa: E402
 from .uplink.config import UplinkConfig  # noqa: E402
+from .setup.config import ButtonsConfig, LcdConfig, NetworkConfig  # noqa: E402 - sections import Section from here
 
 
 class Config(Section):
@@ -87,6 +88,9 @@ class Config(Section):
     sensors: list[SensorConfig] = []
     rules: list[RuleConfig] = []
     uplink: UplinkConfig = UplinkConfig()
+    lcd: LcdConfig = LcdConfig()
+    buttons: ButtonsConfig = ButtonsConfig()
+    network: NetworkConfig = NetworkConfig()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Config":

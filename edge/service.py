@@ -48,6 +48,7 @@ def build_context(config: Config, data_dir: Path, *, simulated: bool = False, co
 
 def build_components(ctx: Context, supervisor_ref) -> list[Component]:
     from .relays import RelayService
+    from .setup.watch import CredentialsWatcher
     from .store.component import StoreComponent
 
     comps: list[Component] = [StoreComponent(ctx), RelayService(ctx)]
@@ -60,6 +61,11 @@ def build_components(ctx: Context, supervisor_ref) -> list[Component]:
         from .onvif.component import OnvifComponent
 
         comps.append(OnvifComponent(ctx, supervisor_ref))
+    comps.append(CredentialsWatcher(ctx))
+    if ctx.config.lcd.enabled:
+        from .setup.component import SetupComponent
+
+        comps.append(SetupComponent(ctx))
     comps.append(WebComponent(ctx, supervisor_ref))
     return comps
 

@@ -354,3 +354,41 @@ async def test_link_lost_mid_board_timed_pulse(service_factory):
         await srv.start()
         await wait_for(lambda: relays.describe()[0].reachable, 2, what="board back")
         assert srv.board.coils[0] is False and not relays.describe()[0].faulted
+
+
+async def test_simulated_board_port_taken_at_start_recovers_once_free(service_factory):
+    """A demo board whose port is taken: start fails with a clear reason, READY waits, and the
+    relays come up by themselves once the port is free (no half-made board left behind)."""
+    import socket
+
+    from .peers import free_port
+
+    port = free_port()
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    squatter.bind(("127.0.0.1", port))
+    squatter.listen()
+    toml = f"""
+[service]
+restart_backoff_initial_s = 0.1
+restart_backoff_max_s = 0.3
+
+[relays.boards.main]
+type = "simulated"
+profile = "waveshare-8"
+port = {port}
+
+[relays.channels.siren]
+board = "main"
+channel = 1
+mode = "latch"
+"""
+    loop = asyncio.get_running_loop()
+    loop.call_later(1.5, squatter.close)
+    async with service_factory(toml, ready_timeout=20) as svc:
+        slot = next(s for s in svc.supervisor.slots if s.component.name == "relays")
+        assert slot.restarts >= 1
+        assert "cannot listen" in slot.last_error and str(port) in slot.last_error
+        relays = svc.ctx.extras["relays"]
+        assert (await relays.set("siren", True)).ok
+        assert relays.sim_servers["main"].board.coils[0] is True

@@ -244,7 +244,14 @@ class SimServer:
             framer = FramerType.RTU if self.framing == "rtu" else FramerType.SOCKET
             self.server = ModbusTcpServer(ctx, framer=framer, address=(self.host, self.port),
                                           ignore_missing_devices=True, custom_pdu=CUSTOM_PDUS)
-        await self.server.serve_forever(background=True)
+        try:
+            await self.server.serve_forever(background=True)
+        except Exception as exc:
+            # forget the half-made server so the next start() tries again from scratch
+            self.server = None
+            where = self.serial or f"{self.host}:{self.port}"
+            raise RuntimeError(f"simulated relay board cannot listen on {where}: {exc} "
+                               f"(is another edge demo running?)") from None
         if not self.serial and self.port == 0:
             sock = self.server.transport.sockets[0]  # type: ignore[union-attr]
             self.port = sock.getsockname()[1]

@@ -1,0 +1,1 @@
+"""The front panel: LCD + buttons menu, first-boot credentials, network, factory reset."""
