@@ -3,7 +3,6 @@ Mosquitto on 127.0.0.1 and data under ./var. Ctrl-C stops everything cleanly."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import shutil
 import socket
@@ -13,7 +12,7 @@ from pathlib import Path
 
 from . import credentials as credentials_mod
 from .config import Config
-from .service import configure_logging, run_service
+from .service import configure_logging, run_service, run_to_exit
 
 log = logging.getLogger("edge.demo")
 
@@ -91,16 +90,20 @@ def run_demo(cfg: Config, data_dir: Path, config_path: Path) -> int:
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     broker = start_broker(data_dir)
-    try:
-        print(banner(cfg, data_dir), flush=True)
-        asyncio.run(run_service(cfg, data_dir, simulated=True, config_path=config_path, demo=True))
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if broker is not None:
+
+    def stop_broker() -> None:
+        if broker is not None and broker.poll() is None:
             broker.terminate()
             try:
                 broker.wait(5)
             except subprocess.TimeoutExpired:
                 broker.kill()
+
+    try:
+        print(banner(cfg, data_dir), flush=True)
+        run_to_exit(run_service(cfg, data_dir, simulated=True, config_path=config_path, demo=True), cleanup=stop_broker)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_broker()
     return 0

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
+from typing import Any, Callable, Coroutine
 
 from .app import Context, CredentialsHolder, Supervisor
 from .auth import HttpAuth
@@ -108,7 +110,52 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(level=getattr(logging, level), format=fmt)
 
 
+LEFTOVER_BUDGET_S = 1.5
+
+
+def run_to_exit(coro: Coroutine[Any, Any, Supervisor], cleanup: Callable[[], None] | None = None) -> int:
+    """Run the service like asyncio.run, but never hang on the way out.
+
+    asyncio.run cancels every task still alive and waits for them without a limit; one task
+    stuck in a library that swallows cancellation (or an executor thread stuck in a driver)
+    would keep the process alive until systemd's SIGKILL. The supervisor has already put the
+    relays in their safe state and flushed the store by now, so after a short grace period
+    the process leaves anyway (``cleanup`` runs first, e.g. the demo's broker is stopped).
+    """
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    code = 1
+    try:
+        sup = loop.run_until_complete(coro)
+        code = sup.exit_code  # EXIT_RESTART after e.g. ONVIF SystemReboot
+    finally:
+        leftovers = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for t in leftovers:
+            t.cancel()
+        clean = True
+        if leftovers:
+            _, pending = loop.run_until_complete(asyncio.wait(leftovers, timeout=LEFTOVER_BUDGET_S))
+            if pending:
+                clean = False
+                log.error("%d task(s) ignored cancellation (%s); exiting without them", len(pending),
+                          ", ".join(sorted(t.get_name() for t in pending)))
+        if clean:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.run_until_complete(asyncio.wait_for(loop.shutdown_default_executor(), LEFTOVER_BUDGET_S))
+            except TimeoutError:
+                clean = False
+                log.error("a worker thread did not finish within %.1f s; exiting without it", LEFTOVER_BUDGET_S)
+        if not clean:
+            if cleanup is not None:
+                cleanup()
+            logging.shutdown()
+            os._exit(code)
+        asyncio.set_event_loop(None)
+        loop.close()
+    return code
+
+
 def main_run(config: Config, data_dir: Path, *, simulated: bool, config_path: Path | None) -> int:
     configure_logging(config.service.log_level)
-    sup = asyncio.run(run_service(config, data_dir, simulated=simulated, config_path=config_path))
-    return sup.exit_code  # EXIT_RESTART after e.g. ONVIF SystemReboot
+    return run_to_exit(run_service(config, data_dir, simulated=simulated, config_path=config_path))

@@ -261,3 +261,49 @@ async def test_stop_is_bounded_when_a_component_ignores_cancellation(tmp_path):
     await asyncio.wait_for(task, 5)
     assert time.monotonic() - t0 < 4.5
     assert stubborn.stopped
+
+
+STUBBORN_SERVICE = r'''
+import asyncio, sys
+from pathlib import Path
+from edge import config as config_mod
+from edge.app import Supervisor
+from edge.component import Component
+from edge.notify import Notifier
+from edge.service import build_context, run_to_exit
+
+class Stubborn(Component):
+    name = "stubborn"
+    async def run(self):
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                continue
+
+async def main():
+    ctx = build_context(config_mod.loads(""), Path(sys.argv[1]))
+    sup = Supervisor(ctx, [Stubborn()], Notifier(""))
+    asyncio.get_running_loop().call_later(0.5, lambda: print("up", flush=True))
+    await sup.run()
+    return sup
+
+sys.exit(run_to_exit(main()))
+'''
+
+
+def test_process_exits_even_when_a_task_ignores_cancellation(tmp_path):
+    """asyncio.run would wait forever for such a task; the service must leave within its stop budget."""
+    proc = subprocess.Popen([sys.executable, "-c", STUBBORN_SERVICE, str(tmp_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "up"
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(8)
+        assert time.monotonic() - t0 < 5
+        assert rc == 0
+        assert "ignored cancellation" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
