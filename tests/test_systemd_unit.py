@@ -3,17 +3,17 @@ is one that `edge run` accepts; sysusers/tmpfiles create the user and a private 
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
 import stat
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
+from . import unitcheck
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT_DIR = ROOT / "systemd"
@@ -31,36 +31,7 @@ def unit_values(path: Path, key: str) -> list[str]:
 
 
 def verify_unit(unit: Path) -> subprocess.CompletedProcess:
-    """`systemd-analyze verify` on the unit as shipped.
-
-    verify insists that ExecStart's binary exists. On a dev machine /opt/edge/venv does not,
-    so the check runs in a private mount namespace where a stub sits at that path (the unit
-    file itself is not altered). Without namespaces (not root, no user namespaces) it falls
-    back to a copy whose ExecStart points at a stub, which checks everything but the path.
-    """
-    exe = shlex.split(unit_values(unit, "ExecStart")[0])[0]
-    assert exe.startswith("/opt/"), exe
-    script = (
-        "set -e; mount -t tmpfs tmpfs /opt; "
-        f"mkdir -p {shlex.quote(os.path.dirname(exe))}; printf '#!/bin/sh\\n' > {shlex.quote(exe)}; "
-        f"chmod +x {shlex.quote(exe)}; exec systemd-analyze verify {shlex.quote(str(unit))}"
-    )
-    for prefix in (["unshare", "-m"], ["unshare", "-r", "-m"]):
-        if shutil.which("unshare") is None:
-            break
-        probe = subprocess.run(prefix + ["true"], capture_output=True)
-        if probe.returncode == 0:
-            return subprocess.run(prefix + ["sh", "-c", script], capture_output=True, text=True, timeout=60)
-    tmp = Path(tempfile.mkdtemp())
-    stub = tmp / "edge"
-    stub.write_text("#!/bin/sh\n")
-    stub.chmod(0o755)
-    copy = tmp / unit.name
-    copy.write_text(unit.read_text().replace(exe, str(stub)))
-    try:
-        return subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return unitcheck.verify(unit)
 
 
 def test_unit_verifies_without_any_message():
