@@ -1,0 +1,155 @@
+"""Real peers for tests: a Mosquitto broker, free ports, the service itself in-process.
+
+Tests start and stop these themselves; nothing here is a mock of a peer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AsyncIterator, Iterator
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(host: str, port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            if s.connect_ex((host, port)) == 0:
+                return
+        time.sleep(0.02)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s")
+
+
+@dataclass
+class Broker:
+    host: str
+    port: int
+    workdir: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        conf = self.workdir / "mosquitto.conf"
+        conf.write_text(
+            f"listener {self.port} {self.host}\nallow_anonymous true\n"
+            f"persistence true\npersistence_location {self.workdir}/\n"
+            f"log_dest file {self.workdir}/mosquitto.log\n"
+        )
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.host, self.port)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@contextlib.contextmanager
+def mosquitto_broker() -> Iterator[Broker]:
+    with tempfile.TemporaryDirectory(prefix="edge-mosq-") as d:
+        b = Broker("127.0.0.1", free_port(), Path(d))
+        b.start()
+        try:
+            yield b
+        finally:
+            b.stop()
+
+
+@dataclass
+class RunningService:
+    ctx: object
+    supervisor: object
+    task: asyncio.Task[object]
+    base_url: str
+    user: str
+    password: str
+
+    async def stop(self) -> None:
+        self.supervisor.request_stop()  # type: ignore[attr-defined]
+        await asyncio.wait_for(self.task, 10)
+
+
+@contextlib.asynccontextmanager
+async def run_service_from_toml(toml_text: str, data_dir: Path, *, simulated: bool = True,
+                                ready_timeout: float = 15.0) -> AsyncIterator[RunningService]:
+    """Run the real service in this event loop from a TOML string (web on a free port unless
+    the TOML sets [web]). Yields once READY=1 was sent."""
+    from edge import config as config_mod
+    from edge.app import Supervisor
+    from edge.service import build_components, build_context
+
+    if "[web]" not in toml_text:
+        toml_text += f"\n[web]\nhost = \"127.0.0.1\"\nport = {free_port()}\n"
+    cfg_path = Path(data_dir) / "edge.toml"
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    cfg_path.write_text(toml_text)
+    cfg = config_mod.load(cfg_path)
+    ctx = build_context(cfg, Path(data_dir), simulated=simulated, config_path=cfg_path)
+    holder: list[Supervisor] = []
+    comps = build_components(ctx, lambda: holder[0] if holder else None)
+    sup = Supervisor(ctx, comps)
+    holder.append(sup)
+    task = asyncio.create_task(sup.run())
+    deadline = time.monotonic() + ready_timeout
+    while not sup.ready:
+        if task.done():
+            task.result()
+            raise RuntimeError("service stopped before READY")
+        if time.monotonic() > deadline:
+            sup.request_stop()
+            await asyncio.wait_for(task, 10)
+            raise TimeoutError(f"service not READY within {ready_timeout} s: {sup.health_summary()}")
+        await asyncio.sleep(0.02)
+    creds = ctx.credentials.get()
+    svc = RunningService(ctx, sup, task, f"http://{cfg.web.host}:{cfg.web.port}", creds.user, creds.password)
+    try:
+        yield svc
+    finally:
+        if not task.done():
+            await svc.stop()
+
+
+def venv_bin(name: str) -> str:
+    """Path of a console script in the venv that runs the tests."""
+    import sys
+
+    p = Path(sys.executable).parent / name
+    return str(p) if p.exists() else name
+
+
+def env_for_child(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(extra)
+    return env
+
+
+def basic_auth(user: str, password: str) -> dict[str, str]:
+    """An Authorization header for HTTP Basic."""
+    import base64
+
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}

@@ -1,0 +1,224 @@
+"""The supervisor as systemd sees it: READY, WATCHDOG pings, STATUS, STOPPING, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edge import config as config_mod
+from edge.app import Supervisor
+from edge.component import Component, Health
+from edge.notify import Notifier
+from edge.service import build_components, build_context
+
+from .peers import free_port
+
+
+class FakeSystemd:
+    """A unix datagram socket standing in for systemd's NOTIFY_SOCKET."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.05)
+        self.messages: list[tuple[float, str]] = []
+
+    def drain(self) -> list[tuple[float, str]]:
+        while True:
+            try:
+                data = self.sock.recv(4096)
+            except (socket.timeout, BlockingIOError):
+                return self.messages
+            self.messages.append((time.monotonic(), data.decode()))
+
+    def lines(self) -> list[str]:
+        return [line for _, m in self.drain() for line in m.splitlines()]
+
+    def wait_for(self, needle: str, timeout: float) -> float:
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while time.monotonic() < deadline:
+            self.drain()
+            for t, m in self.messages[seen:]:
+                if needle in m:
+                    return t
+            seen = len(self.messages)
+        raise AssertionError(f"{needle!r} not received within {timeout} s; got {self.messages}")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _toml(port: int, lag_ms: int = 300) -> str:
+    return f'[service]\nloop_lag_max_ms = {lag_ms}\n[web]\nhost = "127.0.0.1"\nport = {port}\n'
+
+
+async def _drain_async(fake: FakeSystemd, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        fake.drain()
+        await asyncio.sleep(0.02)
+
+
+async def test_ready_then_watchdog_pings_stop_while_loop_blocked(tmp_path, monkeypatch):
+    fake = FakeSystemd(tmp_path / "notify.sock")
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")  # ping every 0.1 s
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    cfg = config_mod.loads(_toml(free_port()))
+    ctx = build_context(cfg, tmp_path / "data", simulated=True)
+    holder: list[Supervisor] = []
+    sup = Supervisor(ctx, build_components(ctx, lambda: holder[0]), Notifier(fake.path))
+    holder.append(sup)
+    task = asyncio.create_task(sup.run())
+    try:
+        for _ in range(500):
+            if sup.ready:
+                break
+            await asyncio.sleep(0.01)
+        assert sup.ready
+        await _drain_async(fake, 1.0)
+        msgs = [m for _, m in fake.messages]
+        assert "READY=1" in msgs[0]
+        pings = [t for t, m in fake.messages if m == "WATCHDOG=1"]
+        assert 6 <= len(pings) <= 14, f"expected ~10 pings in 1 s at 0.1 s, got {len(pings)}"
+
+        # block the event loop for longer than the 300 ms bound
+        fake.messages.clear()
+        time.sleep(1.0)
+        await _drain_async(fake, 0.4)
+        blocked = [m for _, m in fake.messages]
+        assert not any(m == "WATCHDOG=1" for m in blocked[:1]), "a ping went out right after a blocked loop"
+        status = [m for m in blocked if m.startswith("STATUS=")]
+        assert status and "event loop lag" in status[0], blocked
+        # pings resume once the loop is healthy again
+        fake.messages.clear()
+        await _drain_async(fake, 0.6)
+        assert any(m == "WATCHDOG=1" for _, m in fake.messages)
+    finally:
+        sup.request_stop()
+        await asyncio.wait_for(task, 10)
+        fake.drain()
+        assert any("STOPPING=1" in m for _, m in fake.messages)
+        fake.close()
+
+
+class Flaky(Component):
+    """Fails its first runs, then keeps running."""
+
+    name = "flaky"
+
+    def __init__(self, failures: int):
+        super().__init__()
+        self.failures = failures
+        self.runs = 0
+
+    async def run(self) -> None:
+        self.runs += 1
+        if self.runs <= self.failures:
+            raise ConnectionError(f"peer gone (run {self.runs})")
+        await asyncio.Event().wait()
+
+
+class Steady(Component):
+    name = "steady"
+
+    def __init__(self):
+        super().__init__()
+        self.ticks = 0
+
+    async def run(self) -> None:
+        while True:
+            self.ticks += 1
+            await asyncio.sleep(0.01)
+
+
+class Stuck(Component):
+    name = "stuck"
+    stall_timeout_s = 0.3
+
+    async def run(self) -> None:
+        await asyncio.Event().wait()  # never beats
+
+    def health(self) -> Health:
+        return Health(False, "no progress")
+
+
+async def test_failed_component_restarts_with_backoff_others_keep_running(tmp_path):
+    cfg = config_mod.loads("[service]\nrestart_backoff_initial_s = 0.05\nrestart_backoff_max_s = 0.2\n")
+    ctx = build_context(cfg, tmp_path)
+    flaky, steady = Flaky(3), Steady()
+    sup = Supervisor(ctx, [steady, flaky], Notifier(""))
+    task = asyncio.create_task(sup.run())
+    try:
+        for _ in range(300):
+            if flaky.runs >= 4:
+                break
+            await asyncio.sleep(0.01)
+        assert flaky.runs == 4
+        assert sup.slots[1].restarts == 3
+        assert "peer gone" in sup.slots[1].last_error
+        ticks = steady.ticks
+        await asyncio.sleep(0.1)
+        assert steady.ticks > ticks  # never interrupted
+        assert sup.slots[0].restarts == 0
+        text = ctx.metrics.render()[0].decode()
+        assert 'edge_component_restarts_total{component="flaky"} 3.0' in text
+    finally:
+        sup.request_stop()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_stalled_component_withholds_watchdog(tmp_path, monkeypatch):
+    fake = FakeSystemd(tmp_path / "n.sock")
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    ctx = build_context(config_mod.loads(""), tmp_path)
+    sup = Supervisor(ctx, [Stuck()], Notifier(fake.path))
+    task = asyncio.create_task(sup.run())
+    try:
+        await _drain_async(fake, 1.0)
+        msgs = [m for _, m in fake.messages]
+        assert any("READY=1" in m for m in msgs)
+        assert any("stuck stalled" in m for m in msgs if m.startswith("STATUS=")), msgs
+        last = msgs[-3:]
+        assert "WATCHDOG=1" not in last
+    finally:
+        sup.request_stop()
+        await asyncio.wait_for(task, 10)
+        fake.close()
+
+
+def test_edge_run_ready_and_clean_sigterm_exit(tmp_path):
+    """The real CLI under a fake systemd: READY=1 within 10 s, exit 0 within 5 s of SIGTERM."""
+    fake = FakeSystemd(tmp_path / "notify.sock")
+    cfg = tmp_path / "edge.toml"
+    cfg.write_text(_toml(free_port()))
+    env = dict(os.environ, NOTIFY_SOCKET=fake.path, WATCHDOG_USEC="1000000")
+    env.pop("WATCHDOG_PID", None)
+    t0 = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", str(cfg), "--data-dir", str(tmp_path / "d"),
+                             "--simulated"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        t_ready = fake.wait_for("READY=1", 10)
+        assert t_ready - t0 < 10
+        fake.wait_for("WATCHDOG=1", 3)
+        t_term = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(5)
+        assert rc == 0, proc.stdout.read().decode()
+        assert time.monotonic() - t_term < 5
+        assert any("STOPPING=1" in m for _, m in fake.drain())
+        assert (tmp_path / "d" / "credentials.json").stat().st_mode & 0o777 == 0o600
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        fake.close()
