@@ -46,6 +46,14 @@ if [ "$(dpkg --print-architecture)" != arm64 ]; then
         || die "qemu-aarch64 binfmt is registered without the F flag (install qemu-user-static)"
 fi
 
+# REUSE_ROOTFS=1: keep a finished $ROOT from an earlier run and only redo the steps after
+# mmdebstrap (for work on the partition/image steps; a real build starts from scratch).
+if [ "${REUSE_ROOTFS:-0}" = 1 ] && [ -x "$ROOT/opt/edge/venv/bin/edge" ]; then
+    step "reusing $ROOT"
+    if [ -z "$(ls -A "$ROOT/boot/firmware")" ] && [ -d "$OUT/bootfs" ]; then
+        cp -a "$OUT/bootfs/." "$ROOT/boot/firmware/"
+    fi
+else
 # ---- the application: edge's wheel + aarch64 wheels of its dependencies ---------------------
 step "checking the appliance config"
 "$REPO/.venv/bin/edge" check-config "$HERE/edge.toml"
@@ -85,6 +93,8 @@ mmdebstrap --arch=arm64 --variant=apt --mode=root --format=directory \
     "deb $MIRROR $SUITE-updates main contrib non-free-firmware" \
     "deb $SECURITY_MIRROR $SUITE-security main contrib non-free-firmware"
 
+fi
+
 # mmdebstrap empties /etc/machine-id and puts back resolv.conf/hostname after the hooks.
 step "final fixes: machine-id, hostname, resolv.conf"
 echo uninitialized > "$ROOT/etc/machine-id"
@@ -95,14 +105,16 @@ rm -f "$ROOT"/etc/ssh/ssh_host_*
 
 grep -q 'root=LABEL=RASPIROOT' "$ROOT/boot/firmware/cmdline.txt" \
     || die "cmdline.txt does not boot LABEL=RASPIROOT: $(cat "$ROOT/boot/firmware/cmdline.txt")"
-for f in vmlinuz initrd.img config.txt bcm2711-rpi-4-b.dtb bcm2710-rpi-3-b.dtb; do
-    [ -s "$ROOT/boot/firmware/$f" ] || die "boot partition lacks $f"
+KERNEL=$(sed -n 's/^kernel=//p' "$ROOT/boot/firmware/config.txt")
+INITRD=$(sed -n 's/^initramfs \([^ ]*\).*/\1/p' "$ROOT/boot/firmware/config.txt")
+for f in "$KERNEL" "$INITRD" config.txt cmdline.txt start4.elf bootcode.bin bcm2711-rpi-4-b.dtb bcm2837-rpi-3-b.dtb; do
+    [ -n "$f" ] && [ -s "$ROOT/boot/firmware/$f" ] || die "boot partition lacks ${f:-the kernel/initramfs named in config.txt}"
 done
 
 # ---- manifest -------------------------------------------------------------------------------
 step "manifest"
 {
-    echo "# $NAME built $(date -u -d "@$SOURCE_DATE_EPOCH" +%FT%TZ) from $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo "# $NAME from commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown), SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH ($(date -u -d "@$SOURCE_DATE_EPOCH" +%FT%TZ))"
     echo "# Debian packages (name version arch)"
     dpkg-query --admindir="$ROOT/var/lib/dpkg" -W -f '${Package} ${Version} ${Architecture}\n' | sort
     echo "# Python packages in /opt/edge/venv (name version)"
@@ -150,4 +162,5 @@ if [ "$COMPRESS" = 1 ]; then
     zstd -q -f -T0 -10 "$IMG" -o "$IMG.zst"
 fi
 ( cd "$OUT" && sha256sum "$NAME.img" $( [ "$COMPRESS" = 1 ] && echo "$NAME.img.zst") > "$NAME.sha256" )
-step "done: $IMG ($(( $(stat -c %s "$IMG") / 1048576 )) MiB, root ${ROOT_MB} MiB, $(grep -vc '^#' "$OUT/$NAME.manifest") packages)"
+step "done: $IMG ($(( $(stat -c %s "$IMG") / 1048576 )) MiB, root partition ${ROOT_MB} MiB)"
+step "manifest: $(sed -n '/^# Debian/,/^# Python/p' "$OUT/$NAME.manifest" | grep -vc '^#') Debian packages, $(sed -n '/^# Python/,$p' "$OUT/$NAME.manifest" | grep -vc '^#') Python packages"

@@ -26,6 +26,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -118,8 +119,12 @@ def prepare(image: Path, work: Path, password: str) -> tuple[Path, Path, Path]:
     run("cp", "--sparse=always", str(image), str(disk))
     boot, root = partitions(disk)[:2]
     boot_off, root_off = boot["start"] * 512, root["start"] * 512
-    for name in ("vmlinuz", "initrd.img"):
-        run("mcopy", "-n", "-i", f"{disk}@@{boot_off}", f"::{name}", str(work / name))
+    run("mcopy", "-n", "-i", f"{disk}@@{boot_off}", "::config.txt", str(work / "config.txt"))
+    conf = (work / "config.txt").read_text()
+    kernel = re.search(r"^kernel=(\S+)", conf, re.M).group(1)
+    initrd = re.search(r"^initramfs (\S+)", conf, re.M).group(1)
+    for name, local in ((kernel, "vmlinuz"), (initrd, "initrd.img")):
+        run("mcopy", "-n", "-i", f"{disk}@@{boot_off}", f"::{name}", str(work / local))
     fs = f"{disk}?offset={root_off}"
     passwd = run("debugfs", "-R", "cat /etc/passwd", fs).stdout
     m = re.search(r"^edge:x:(\d+):(\d+):", passwd, re.M)
@@ -181,6 +186,8 @@ def rtsp_answers(port: int, timeout: float = 5) -> str | None:
 
 
 def main() -> int:
+    # a SIGTERM (make interrupted, CI timeout) still stops qemu through the finally below
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=HERE / "out", help="where `make image` put the image")
     ap.add_argument("--image", type=Path, help="image file (default: newest edge-*.img in --out)")
@@ -208,10 +215,14 @@ def main() -> int:
         "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "2048",
         "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
         "-kernel", str(kernel), "-initrd", str(initrd),
-        "-append", "root=LABEL=RASPIROOT rw rootwait console=ttyAMA0 systemd.show_status=1",
+        "-append", "root=LABEL=RASPIROOT rw rootwait console=ttyAMA0 systemd.show_status=1 "
+        # systemd stops printing unit status once a getty owns the console: journald's copy
+        # of the log on the console keeps "Started edge.service" (READY=1) visible.
+        "systemd.journald.forward_to_console=1",
         "-drive", f"if=none,file={disk},format=raw,id=hd0,cache=unsafe", "-device", "virtio-blk-pci,drive=hd0",
         "-device", "virtio-rng-pci",
-        "-nic", f"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{http_port}-:80,hostfwd=tcp:127.0.0.1:{rtsp_port}-:554",
+        "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{http_port}-:80,hostfwd=tcp:127.0.0.1:{rtsp_port}-:554",
+        "-device", "virtio-net-pci,netdev=net0,romfile=",  # no PXE rom (package ipxe-qemu) needed
     ]
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

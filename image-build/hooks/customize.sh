@@ -28,7 +28,7 @@ inroot /opt/edge/venv/bin/python "/$pipwhl/pip" install --no-index --no-cache-di
 rm -rf "$R/tmp/edge-wheels"
 # The app must import and load its config in the image (arm64 wheels, gi from Debian).
 inroot /opt/edge/venv/bin/edge check-config /etc/edge/edge.toml
-inroot /opt/edge/venv/bin/python -c 'import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import Gst, GstRtspServer; import lgpio, gpiozero, pydantic_core, lxml.etree, PIL.Image'
+inroot /opt/edge/venv/bin/python -c 'import gi; gi.require_version("Gst", "1.0"); gi.require_version("GstRtspServer", "1.0"); from gi.repository import Gst, GstRtspServer; import lgpio, gpiozero, pydantic_core, lxml.etree, PIL.Image'
 
 echo "customize: services"
 systemctl --root="$R" enable edge.service edge-growroot.service edge-hostname.service edge-sshkeys.service \
