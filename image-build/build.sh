@@ -102,6 +102,8 @@ echo edge > "$ROOT/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tedge\n::1\t\tlocalhost ip6-localhost ip6-loopback\nff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n' > "$ROOT/etc/hosts"
 ln -sfn ../run/systemd/resolve/stub-resolv.conf "$ROOT/etc/resolv.conf"
 rm -f "$ROOT"/etc/ssh/ssh_host_*
+# Every device makes its own credentials on first start: none may ship in the image.
+[ -z "$(ls -A "$ROOT/var/lib/edge")" ] || die "/var/lib/edge in the image is not empty: $(ls -A "$ROOT/var/lib/edge")"
 
 grep -q 'root=LABEL=RASPIROOT' "$ROOT/boot/firmware/cmdline.txt" \
     || die "cmdline.txt does not boot LABEL=RASPIROOT: $(cat "$ROOT/boot/firmware/cmdline.txt")"
