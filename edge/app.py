@@ -177,9 +177,14 @@ class Supervisor:
 
     async def _health_task(self) -> None:
         interval = Notifier.watchdog_interval() or 1.0
+        loop = asyncio.get_running_loop()
         while True:
+            t0 = loop.time()
             await asyncio.sleep(interval)
-            window_lag, self.max_lag_s = self.max_lag_s, 0.0
+            # this task's own oversleep counts too: after a blocked loop it may run before the
+            # lag monitor has seen the block
+            own_lag = max(0.0, loop.time() - t0 - interval)
+            window_lag, self.max_lag_s = max(self.max_lag_s, own_lag), 0.0
             stalled = self._stalled()
             ok, summary = self.health_summary()
             m = self.ctx.metrics

@@ -27,6 +27,16 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class KeyProblem(ValueError):
+    """Raise from a section's validator to point each problem at the key it is about (a path
+    below the validated model, e.g. ``("channels", "zone2", "channel")``), so the error names
+    that key and its line instead of the whole section."""
+
+    def __init__(self, problems: list[tuple[tuple[Any, ...], str]]):
+        self.problems = problems
+        super().__init__("; ".join(f"{format_loc(loc)}: {msg}" for loc, msg in problems))
+
+
 class SiteConfig(Section):
     name: str = Field("edge", min_length=1, max_length=64, description="site name on the dashboard header")
     location: str = ""
@@ -37,7 +47,10 @@ class StoreConfig(Section):
     retention_days: int = Field(30, ge=1, le=3650, description="raw events kept this many days")
     aggregate_retention_days: int = Field(3650, ge=1, description="hourly aggregates kept")
     batch_ms: int = Field(50, ge=1, le=1000, description="group-commit window")
-    prune_batch_rows: int = Field(500, ge=10, le=100_000)
+    telemetry_batch_ms: int = Field(10000, ge=1, le=60_000,
+                                    description="routine readings that changed nothing may wait this long for a commit")
+    prune_batch_rows: int = Field(500, ge=10, le=100_000, description="rows deleted per retention step")
+    prune_interval_s: float = Field(1.0, gt=0, le=3600, description="pause between retention steps")
 
 
 class WebConfig(Section):
@@ -52,11 +65,15 @@ class ServiceConfig(Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+from .relays.config import RelaysConfig  # noqa: E402 - sections import Section from here
+
+
 class Config(Section):
     site: SiteConfig = SiteConfig()
     service: ServiceConfig = ServiceConfig()
     store: StoreConfig = StoreConfig()
     web: WebConfig = WebConfig()
+    relays: RelaysConfig = RelaysConfig()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Config":
@@ -154,9 +171,13 @@ def validate(data: dict[str, Any], text: str = "", source: str = "<config>") -> 
         problems = []
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-            line = _line_for(loc, lines)
-            where = f"{source}:{line}" if line else source
-            problems.append(f"{where}: {format_loc(loc)}: {_describe(err)}")
+            cause = (err.get("ctx") or {}).get("error")
+            located = cause.problems if isinstance(cause, KeyProblem) else [((), _describe(err))]
+            for sub_loc, msg in located:
+                full = loc + tuple(sub_loc)
+                line = _line_for(full, lines)
+                where = f"{source}:{line}" if line else source
+                problems.append(f"{where}: {format_loc(full)}: {msg}")
         raise ConfigError(source, problems) from None
 
 

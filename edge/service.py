@@ -47,9 +47,10 @@ def build_context(config: Config, data_dir: Path, *, simulated: bool = False, co
 
 
 def build_components(ctx: Context, supervisor_ref) -> list[Component]:
+    from .relays import RelayService
     from .store.component import StoreComponent
 
-    comps: list[Component] = [StoreComponent(ctx)]
+    comps: list[Component] = [StoreComponent(ctx), RelayService(ctx)]
     comps.append(WebComponent(ctx, supervisor_ref))
     return comps
 

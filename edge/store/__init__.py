@@ -16,4 +16,33 @@ Contract used by the rest of edge (the implementation lives in this package):
     store.stats -> StoreStats(events_persisted, batches, queue_len)
 
 Readers (CLI, tests) use ``open_reader(path)`` / ``query_events(path, since, limit)``.
+
+Additions (this implementation):
+
+- Call the store from the event loop thread that ran ``start()``. A resolved future means the
+  row is on disk (WAL, ``synchronous=FULL``): it survives a crash or a power cut.
+- ``Store(..., prune_batch_rows=500, prune_interval_s=1.0, aggregate_kinds={"sensor"},
+  aggregate_flush_s=60, on_batch=callback(StoreStats))``; ``await store.prune_step()`` runs
+  one retention step now; ``await store.checkpoint()``; ``store.ok`` (running and the last batch committed);
+  ``store.dead`` resolves if the writer thread ever dies, and ``await store.start()`` then
+  starts a new writer on the same object (the component does this, so keep using ctx.store).
+- Retention (edge/store/retention.py): raw events and unacknowledged outbox messages
+  ``retention_days``; hourly aggregates and the relay audit ``aggregate_retention_days``.
+- Events of kind ``"sensor"`` (``source`` = sensor id) feed hourly aggregates (sensor, field,
+  hour, count, sum, min, max) from their numeric top-level payload fields (bools are not
+  numbers here). They are written in bulk every 60 s (``aggregate_flush_s``), on ``flush()``
+  and on close, and rebuilt from the raw events after a crash (edge/store/aggregates.py).
+- Bad input (payload not a JSON-able dict, NaN, qos not 0/1/2), a closed store, or a writer
+  200,000 ops behind give a future that fails with a clear error (ValueError / StoreClosed /
+  StoreOverloaded); nothing raises into the caller except calling before ``start()``. Every
+  failure is logged by the store.
+- ``set_state`` returns a Future[None] too; fire-and-forget is fine.
+- More readers in ``edge.store.readers``: ``last_events``, ``tail(path, n, follow)``,
+  ``get_state``, ``query_audit``, ``query_hourly``, ``outbox_count``.
 """
+
+from .readers import open_reader, query_events
+from .store import AGGREGATE_KINDS, OutboxMessage, Store, StoreClosed, StoreOverloaded, StoreStats
+
+__all__ = ["Store", "StoreStats", "StoreClosed", "StoreOverloaded", "OutboxMessage", "AGGREGATE_KINDS",
+           "open_reader", "query_events"]
