@@ -97,6 +97,17 @@ def test_appliance_config_loads_and_serves_on_port_80():
     assert cfg.web.port == 80 and cfg.web.host == "0.0.0.0"
 
 
+def test_appliance_config_commented_defaults_and_examples_are_valid(tmp_path):
+    """An installer who uncomments any documented default or example gets a config that loads."""
+    text = (IB / "edge.toml").read_text()
+    uncommented = "\n".join(re.sub(r"^# (\[[a-z_.]+\]|[a-z_]+ = .*)$", r"\1", line) for line in text.splitlines())
+    assert uncommented.count("\n[") > text.count("\n["), "no commented examples found"
+    p = tmp_path / "edge.toml"
+    p.write_text(uncommented)
+    cfg = config_mod.load(p)
+    assert cfg.web.port == 80
+
+
 def test_appliance_config_check_catches_a_typo(tmp_path):
     bad = tmp_path / "edge.toml"
     bad.write_text((IB / "edge.toml").read_text().replace("port = 80", "prot = 80"))
