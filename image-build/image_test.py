@@ -3,18 +3,20 @@
 
     make image-test            (after `make image`)
 
-On a throwaway copy of the image (1 GiB larger, so first-boot growroot has work) this writes
-two things that exist only for the test, with debugfs (no mounts):
-  * a drop-in that runs edge with --simulated (qemu has no GPIO/I2C/serial hardware), and
-  * device credentials with a password made up here (the image ships none; on a real device
-    edge creates them on first start), so the test can log in to /healthz.
-Kernel and initrd are taken from the image's own FAT partition. The serial console is
-read line by line and timed. Checks, in order: first-boot units (growroot, hostname edge-XXXX
-from the serial), multi-user.target reached, edge.service started (= READY=1 from Type=notify),
-/healthz refuses without credentials and answers ready with them, then RTSP: if something
-answers RTSP on the forwarded 554, a frame is read with ffmpeg; if nothing answers there,
-that check is reported as skipped (video is not in this build). Times are printed and the
-last line is one JSON object.
+A throwaway copy of the image (1 GiB larger, so first-boot growroot has work) gets one
+test-only file, written with debugfs (no mounts): a drop-in that runs edge with --simulated
+(qemu has no GPIO/I2C/serial hardware). Kernel and initrd come from the image's own FAT
+partition; the serial console is read line by line and timed.
+
+Boot 1 (first boot, as on a new card): root partition grown, hostname edge-XXXX, edge
+READY=1 (systemd's "Started edge.service"), multi-user.target, /healthz refuses without
+credentials; then a power-button shutdown in which edge stops cleanly.
+Between the boots the credentials edge made on first boot are read from the disk (debugfs):
+0600, owned by edge, and their serial names the host.
+Boot 2: READY again, /healthz answers ready with those credentials; RTSP: if something
+answers RTSP on the forwarded 554, a frame is read with ffmpeg; if nothing answers there the
+check is reported as skipped (video is not in this build). Times are printed; the last line
+is one JSON object.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import base64
 import json
 import os
 import re
-import secrets
 import shutil
 import signal
 import socket
@@ -35,11 +36,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-TEST_SERIAL = "IMGTEST9"  # -> hostname edge-est9
 
 
 def free_port() -> int:
@@ -113,8 +112,8 @@ def partitions(img: Path) -> list[dict]:
     return table["partitions"]
 
 
-def prepare(image: Path, work: Path, password: str) -> tuple[Path, Path, Path]:
-    """Copy the image, take kernel+initrd from its FAT partition, seed the test-only files."""
+def prepare(image: Path, work: Path):
+    """Copy the image, take kernel+initrd from its FAT partition, add the simulated drop-in."""
     disk = work / "disk.img"
     run("cp", "--sparse=always", str(image), str(disk))
     boot, root = partitions(disk)[:2]
@@ -137,28 +136,21 @@ def prepare(image: Path, work: Path, password: str) -> tuple[Path, Path, Path]:
         "[Service]\nExecStart=\n"
         "ExecStart=/opt/edge/venv/bin/edge run --config /etc/edge/edge.toml --data-dir /var/lib/edge --simulated\n"
     )
-    creds = work / "credentials.json"
-    creds.write_text(json.dumps({"user": "admin", "password": password, "device_uuid": str(uuid.uuid4()),
-                                 "serial": TEST_SERIAL, "acknowledged": False}))
     cmds = work / "debugfs.cmds"
     cmds.write_text(
         "mkdir /etc/systemd/system/edge.service.d\n"
         f"write {dropin} /etc/systemd/system/edge.service.d/image-test.conf\n"
         "sif /etc/systemd/system/edge.service.d/image-test.conf mode 0100644\n"
-        f"write {creds} /var/lib/edge/credentials.json\n"
-        f"sif /var/lib/edge/credentials.json uid {uid}\n"
-        f"sif /var/lib/edge/credentials.json gid {gid}\n"
-        "sif /var/lib/edge/credentials.json mode 0100600\n"
     )
     out = run("debugfs", "-w", "-f", str(cmds), fs)
-    if "rror" in out.stderr.replace("debugfs 1.", ""):
-        raise AssertionError(f"debugfs: {out.stderr}")
-    check = run("debugfs", "-R", "cat /var/lib/edge/credentials.json", fs).stdout
-    assert password in check, "credentials were not written into the image copy"
+    check = run("debugfs", "-R", "cat /etc/systemd/system/edge.service.d/image-test.conf", fs).stdout
+    assert "--simulated" in check, f"drop-in not written: {out.stderr}"
+    leftover = run("debugfs", "-R", "ls -l /var/lib/edge", fs).stdout
+    assert "credentials.json" not in leftover, "the image ships credentials"
     # room for growroot; the partition table still ends where the image did
     with open(disk, "r+b") as fh:
         fh.truncate(disk.stat().st_size + (1 << 30))
-    return disk, work / "vmlinuz", work / "initrd.img"
+    return disk, work / "vmlinuz", work / "initrd.img", fs, (int(uid), int(gid))
 
 
 def http_get(url: str, auth: tuple[str, str] | None, timeout: float = 10) -> tuple[int, bytes]:
@@ -185,15 +177,82 @@ def rtsp_answers(port: int, timeout: float = 5) -> str | None:
     return line if line.startswith("RTSP/1.0") else None
 
 
+EDGE_FAILED = (r"Failed to start edge\.service|edge\.service: (Main process exited|Watchdog timeout|Failed with result)"
+               r"|edge\.service: State '\S+' timed out")
+
+
+class Boot:
+    """One qemu run of the disk copy, with HTTP and RTSP forwarded to free local ports."""
+
+    def __init__(self, name: str, work: Path, disk: Path, kernel: Path, initrd: Path):
+        self.name, self.work = name, work
+        self.http_port, self.rtsp_port = free_port(), free_port()
+        self.monitor = work / f"{name}.monitor"
+        cmd = [
+            "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "2048",
+            "-display", "none", "-serial", "stdio", "-no-reboot",
+            "-monitor", f"unix:{self.monitor},server,nowait",
+            "-kernel", str(kernel), "-initrd", str(initrd),
+            "-append", "root=LABEL=RASPIROOT rw rootwait console=ttyAMA0 systemd.show_status=1 "
+            # systemd stops printing unit status once a getty owns the console: journald's
+            # copy of the log on the console keeps "Started edge.service" (READY=1) visible.
+            "systemd.journald.forward_to_console=1",
+            "-drive", f"if=none,file={disk},format=raw,id=hd0,cache=unsafe", "-device", "virtio-blk-pci,drive=hd0",
+            "-device", "virtio-rng-pci",
+            "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{self.http_port}-:80,"
+                       f"hostfwd=tcp:127.0.0.1:{self.rtsp_port}-:554",
+            "-device", "virtio-net-pci,netdev=net0,romfile=",  # no PXE rom (package ipxe-qemu) needed
+        ]
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.con = Console(self.proc, self.t0, work / f"console-{name}.log")
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def healthz(self, auth, deadline: float) -> tuple[int, bytes]:
+        url = f"http://127.0.0.1:{self.http_port}/healthz"
+        status, body = 0, b""
+        while time.monotonic() < deadline:
+            try:
+                status, body = http_get(url, auth)
+                if status in (200, 401):
+                    return status, body
+            except OSError:
+                pass
+            time.sleep(2)
+        return status, body
+
+    def power_button(self, timeout: float) -> float:
+        """Press the virt board's power button (gpio-keys -> logind) and wait for power-off."""
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(str(self.monitor))
+            s.sendall(b"system_powerdown\n")
+            time.sleep(0.5)
+        t_press = self.elapsed()
+        t, _ = self.con.wait_for(r"reboot: Power down", timeout)
+        self.proc.wait(30)
+        return t - t_press
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 def main() -> int:
     # a SIGTERM (make interrupted, CI timeout) still stops qemu through the finally below
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=HERE / "out", help="where `make image` put the image")
     ap.add_argument("--image", type=Path, help="image file (default: newest edge-*.img in --out)")
-    ap.add_argument("--timeout", type=float, default=900, help="seconds for the whole boot")
+    ap.add_argument("--timeout", type=float, default=600, help="seconds for each boot")
     ap.add_argument("--rtsp-path", default="/dashboard")
-    ap.add_argument("--keep", action="store_true", help="keep the work dir (disk copy, console log)")
+    ap.add_argument("--keep", action="store_true", help="keep the work dir (disk copy, console logs)")
     args = ap.parse_args()
 
     image = args.image or max(args.out.glob("edge-*-rpi-arm64.img"), key=lambda p: p.stat().st_mtime, default=None)
@@ -206,109 +265,110 @@ def main() -> int:
             return 2
 
     work = Path(tempfile.mkdtemp(prefix="image-test-", dir=args.out))
-    password = "-".join(secrets.token_hex(2) for _ in range(3))
     results: dict = {"bench": "image_test", "image": image.name}
-    print(f"image-test: {image} (work dir {work})")
-    disk, kernel, initrd = prepare(image, work, password)
-    http_port, rtsp_port = free_port(), free_port()
-    cmd = [
-        "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "2048",
-        "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
-        "-kernel", str(kernel), "-initrd", str(initrd),
-        "-append", "root=LABEL=RASPIROOT rw rootwait console=ttyAMA0 systemd.show_status=1 "
-        # systemd stops printing unit status once a getty owns the console: journald's copy
-        # of the log on the console keeps "Started edge.service" (READY=1) visible.
-        "systemd.journald.forward_to_console=1",
-        "-drive", f"if=none,file={disk},format=raw,id=hd0,cache=unsafe", "-device", "virtio-blk-pci,drive=hd0",
-        "-device", "virtio-rng-pci",
-        "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{http_port}-:80,hostfwd=tcp:127.0.0.1:{rtsp_port}-:554",
-        "-device", "virtio-net-pci,netdev=net0,romfile=",  # no PXE rom (package ipxe-qemu) needed
-    ]
-    t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    con = Console(proc, t0, work / "console.log")
-    deadline = t0 + args.timeout
-    left = lambda: max(1.0, deadline - time.monotonic())  # noqa: E731
     failures: list[str] = []
+    print(f"image-test: {image} (work dir {work})")
+    disk, kernel, initrd, fs, (uid, gid) = prepare(image, work)
+    boot: Boot | None = None
+    boots: list[Boot] = []
     try:
-        edge_failed = r"Failed to start edge\.service|edge\.service: (Main process exited|Watchdog timeout|Failed with result)"
-        t, m = con.wait_for(r"growroot: /dev/\S+ grew from (\d+) MiB to (\d+) MiB", left(), fail=edge_failed)
+        # ---- boot 1: first boot ---------------------------------------------------------
+        print("boot 1 (first boot):")
+        boot = Boot("boot1", work, disk, kernel, initrd)
+        boots.append(boot)
+        con, deadline = boot.con, time.monotonic() + args.timeout
+        left = lambda: max(1.0, deadline - time.monotonic())  # noqa: E731
+        t, m = con.wait_for(r"growroot: /dev/\S+ grew from (\d+) MiB to (\d+) MiB", left(), fail=EDGE_FAILED)
         grown = (int(m.group(1)), int(m.group(2)))
-        print(f"  {t:6.1f} s  first boot grew the root partition {grown[0]} -> {grown[1]} MiB")
+        print(f"  {t:6.1f} s  root partition grown {grown[0]} -> {grown[1]} MiB")
         if grown[1] <= grown[0]:
             failures.append(f"growroot did not grow the partition: {grown}")
-        t, _ = con.wait_for(r"Started edge\.service", left(), fail=edge_failed)
-        results["ready_s"] = round(t, 1)
+        t, _ = con.wait_for(r"Started edge\.service", left(), fail=EDGE_FAILED)
+        results["first_boot_ready_s"] = round(t, 1)
         print(f"  {t:6.1f} s  edge.service started: READY=1 (Type=notify)")
-        t, _ = con.wait_for(r"Reached target multi-user\.target", left(), fail=edge_failed)
-        results["multi_user_s"] = round(t, 1)
+        t, _ = con.wait_for(r"Reached target multi-user\.target", left(), fail=EDGE_FAILED)
+        results["first_boot_multi_user_s"] = round(t, 1)
         print(f"  {t:6.1f} s  multi-user.target reached")
-        t, m = con.wait_for(r"^(\S+) login:", left())
-        results["hostname"] = m.group(1)
-        print(f"  {t:6.1f} s  login prompt of {m.group(1)}")
-        want = "edge-" + TEST_SERIAL[-4:].lower()
-        if m.group(1) != want:
-            failures.append(f"hostname {m.group(1)!r}, expected {want!r} from the serial {TEST_SERIAL}")
+        t, m = con.wait_for(r"^(edge-[0-9a-z]{4}|\S+) login:", left())
+        hostname = results["hostname"] = m.group(1)
+        print(f"  {t:6.1f} s  login prompt of {hostname}")
+        status, _ = boot.healthz(None, deadline)
+        print(f"  {boot.elapsed():6.1f} s  /healthz without credentials -> {status}")
+        if status != 401:
+            failures.append(f"/healthz without credentials answered {status}, expected 401")
+        took = boot.power_button(min(120.0, left()))
+        results["shutdown_s"] = round(took, 1)
+        stopped = any(re.search(r"Stopped edge\.service|edge\.service: Deactivated successfully", l)
+                      for _, l in con.lines)
+        print(f"           power button -> powered off in {took:.1f} s (edge stopped cleanly: {stopped})")
+        if not stopped or any(re.search(EDGE_FAILED, l) for _, l in con.lines):
+            failures.append("edge.service did not stop cleanly at shutdown")
+        boot = None
 
-        url = f"http://127.0.0.1:{http_port}/healthz"
-        status, body = 0, b""
-        while time.monotonic() < deadline:
-            try:
-                status, body = http_get(url, ("admin", password))
-                if status == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(2)
-        t = time.monotonic() - t0
-        results["healthz_s"] = round(t, 1)
+        # ---- the identity edge made on first boot -----------------------------------------
+        st = run("debugfs", "-R", "stat /var/lib/edge/credentials.json", fs).stdout
+        mode = re.search(r"Mode:\s+(\d+)", st)
+        owner = re.search(r"User:\s+(\d+)\s+Group:\s+(\d+)", st)
+        if not (mode and owner):
+            raise AssertionError("no /var/lib/edge/credentials.json after the first boot")
+        creds = json.loads(run("debugfs", "-R", "cat /var/lib/edge/credentials.json", fs).stdout)
+        print(f"           credentials.json: mode {mode.group(1)}, uid {owner.group(1)}, serial {creds['serial']}")
+        if mode.group(1) != "0600" or int(owner.group(1)) != uid:
+            failures.append(f"credentials.json mode {mode.group(1)} uid {owner.group(1)}, want 0600 uid {uid}")
+        if hostname != "edge-" + creds["serial"][-4:].lower():
+            failures.append(f"hostname {hostname} does not come from the serial {creds['serial']}")
+
+        # ---- boot 2 ---------------------------------------------------------------------
+        print("boot 2:")
+        boot = Boot("boot2", work, disk, kernel, initrd)
+        boots.append(boot)
+        con, deadline = boot.con, time.monotonic() + args.timeout
+        t, _ = con.wait_for(r"Started edge\.service", left(), fail=EDGE_FAILED)
+        results["ready_s"] = round(t, 1)
+        print(f"  {t:6.1f} s  edge.service started: READY=1")
+        status, body = boot.healthz((creds["user"], creds["password"]), deadline)
         health = json.loads(body) if status == 200 else {}
-        print(f"  {t:6.1f} s  /healthz -> {status} ready={health.get('ready')} ok={health.get('ok')}")
+        results["healthz_s"] = round(boot.elapsed(), 1)
+        print(f"  {boot.elapsed():6.1f} s  /healthz with the device credentials -> {status} "
+              f"ready={health.get('ready')} ({health.get('status')})")
         if status != 200 or not health.get("ready"):
             failures.append(f"/healthz: {status} {body[:300]!r}")
-        anon, _ = http_get(url, None)
-        print(f"           /healthz without credentials -> {anon}")
-        if anon != 401:
-            failures.append(f"/healthz without credentials answered {anon}, expected 401")
 
-        reply = rtsp_answers(rtsp_port)
+        reply = rtsp_answers(boot.rtsp_port)
+        results["first_frame_s"] = None
         if reply is None:
-            results["first_frame_s"] = None
             print("           RTSP: nothing answers on port 554 in this image (video not in this build): "
                   "frame check SKIPPED")
         elif shutil.which("ffmpeg") is None:
             print(f"           RTSP answers ({reply}) but ffmpeg is missing here: frame check SKIPPED")
         else:
             frame = work / "frame.png"
-            url = f"rtsp://admin:{password}@127.0.0.1:{rtsp_port}{args.rtsp_path}"
+            url = f"rtsp://{creds['user']}:{creds['password']}@127.0.0.1:{boot.rtsp_port}{args.rtsp_path}"
             t_ask = time.monotonic()
             res = subprocess.run(["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", url, "-frames:v", "1",
                                   "-y", str(frame)], capture_output=True, text=True, timeout=max(30, left()))
-            t = time.monotonic() - t0
             if res.returncode == 0 and frame.exists() and frame.stat().st_size > 0:
-                results["first_frame_s"] = round(t, 1)
+                results["first_frame_s"] = round(boot.elapsed(), 1)
                 results["frame_after_request_s"] = round(time.monotonic() - t_ask, 1)
-                print(f"  {t:6.1f} s  RTSP {args.rtsp_path}: first frame decoded "
+                print(f"  {boot.elapsed():6.1f} s  RTSP {args.rtsp_path}: first frame decoded "
                       f"({results['frame_after_request_s']} s after asking)")
             else:
                 failures.append(f"RTSP answers ({reply}) but no frame from {args.rtsp_path}: {res.stderr[-500:]}")
     except AssertionError as exc:
         failures.append(str(exc))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if boot is not None:
+            boot.stop()
 
     results["ok"] = not failures
     if failures:
         print("image-test FAILED:\n  " + "\n  ".join(failures))
-        print("console tail:\n" + con.tail())
+        if boots:
+            print(f"console tail ({boots[-1].name}):\n" + boots[-1].con.tail())
     if failures or args.keep:
-        print(f"console log and disk copy kept in {work}")
-        (work / "disk.img").unlink(missing_ok=True) if not args.keep else None
+        if not args.keep:
+            (work / "disk.img").unlink(missing_ok=True)
+        print(f"console logs kept in {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(results))
