@@ -26,6 +26,7 @@ SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$REPO" log -1 --format=%ct 2>/d
 export SOURCE_DATE_EPOCH
 VERSION=$("$PYTHON_HOST" -c 'import tomllib,sys; print(tomllib.load(open(sys.argv[1],"rb"))["project"]["version"])' "$REPO/pyproject.toml")
 NAME=edge-$VERSION-rpi-arm64
+GIT_REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$REPO" diff --quiet HEAD 2>/dev/null || echo +changes)
 ROOT=$OUT/rootfs
 WHEELS=$OUT/wheels
 T0=$(date +%s)
@@ -116,7 +117,7 @@ done
 # ---- manifest -------------------------------------------------------------------------------
 step "manifest"
 {
-    echo "# $NAME from commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown), SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH ($(date -u -d "@$SOURCE_DATE_EPOCH" +%FT%TZ))"
+    echo "# $NAME from commit $GIT_REV, SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH ($(date -u -d "@$SOURCE_DATE_EPOCH" +%FT%TZ))"
     echo "# Debian packages (name version arch)"
     dpkg-query --admindir="$ROOT/var/lib/dpkg" -W -f '${Package} ${Version} ${Architecture}\n' | sort
     echo "# Python packages in /opt/edge/venv (name version)"
