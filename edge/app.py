@@ -34,6 +34,7 @@ from .notify import Notifier
 log = logging.getLogger("edge.app")
 
 STOP_BUDGET_S = 4.5
+CANCEL_BUDGET_S = 1.0
 STABLE_RUN_S = 60.0  # a component that ran this long gets its backoff reset
 
 
@@ -251,7 +252,13 @@ class Supervisor:
         for slot in self.slots:
             if slot.task is not None:
                 slot.task.cancel()
-        await asyncio.gather(*(s.task for s in self.slots if s.task is not None), return_exceptions=True)
+        tasks = [s.task for s in self.slots if s.task is not None]
+        if tasks:
+            # a component that swallows its cancellation must not hang the stop: its stop()
+            # still runs below (relays to safe state), and the process exits regardless
+            _, pending = await asyncio.wait(tasks, timeout=CANCEL_BUDGET_S)
+            for t in pending:
+                log.error("component task %s ignored cancellation for %.1f s; stopping anyway", t.get_name(), CANCEL_BUDGET_S)
         for slot in reversed(self.slots):
             remaining = max(0.2, deadline - time.monotonic())
             try:

@@ -66,6 +66,12 @@ class ServiceConfig(Section):
 
 
 from .relays.config import RelaysConfig  # noqa: E402 - sections import Section from here
+from .video.config import VideoConfig  # noqa: E402 - sections import Section from here
+# Component sections, each owned by its component's module (they import Section from here;
+# edge/__init__.py imports this module first so that order always holds).
+from .rules import RuleConfig, check_rules  # noqa: E402
+from .sensors.config import MqttConfig, SensorConfig, check_sensors  # noqa: E402
+from .uplink.config import UplinkConfig  # noqa: E402
 
 
 class Config(Section):
@@ -74,9 +80,16 @@ class Config(Section):
     store: StoreConfig = StoreConfig()
     web: WebConfig = WebConfig()
     relays: RelaysConfig = RelaysConfig()
+    video: VideoConfig = VideoConfig()
+    mqtt: MqttConfig = MqttConfig()
+    sensors: list[SensorConfig] = []
+    rules: list[RuleConfig] = []
+    uplink: UplinkConfig = UplinkConfig()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Config":
+        check_sensors(self.sensors, dict(self.relays.boards))
+        check_rules(self.rules, self.sensors)
         return self
 
 

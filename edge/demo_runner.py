@@ -41,6 +41,8 @@ def start_broker(data_dir: Path, port: int = BROKER_PORT) -> subprocess.Popen[by
     conf.write_text(
         f"listener {port} {BROKER_HOST}\nallow_anonymous true\npersistence true\n"
         f"persistence_location {conf_dir}/\nlog_dest file {conf_dir}/mosquitto.log\n"
+        # QoS 1 readings in a burst must queue for the service, not be dropped at 1,000
+        "max_inflight_messages 1000\nmax_queued_messages 1000000\n"
     )
     proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 5
@@ -64,6 +66,16 @@ def banner(cfg: Config, data_dir: Path) -> str:
         f"  health:   http://{host}:{web.port}/healthz",
         f"  metrics:  http://{host}:{web.port}/metrics",
         f"  login:    user '{creds.user}', password: run `.venv/bin/edge credentials --data-dir {data_dir}`",
+    ]
+    if cfg.video.enabled:
+        v = cfg.video
+        vhost = "127.0.0.1" if v.rtsp_host in ("0.0.0.0", "::") else v.rtsp_host
+        lines += [
+            f"  camera:   rtsp://{vhost}:{v.rtsp_port}{v.mount}  (RTSP, digest login as above;",
+            f"            e.g. ffplay -rtsp_transport tcp rtsp://{creds.user}:<password>@{vhost}:{v.rtsp_port}{v.mount})",
+            f"  snapshot: http://{host}:{web.port}/snapshot.jpg",
+        ]
+    lines += [
         f"  MQTT:     {BROKER_HOST}:{BROKER_PORT}",
         "  trigger the front door:",
         "    mosquitto_pub -t zigbee2mqtt/front_door -m '{\"contact\":false}'   # door opens",
@@ -80,7 +92,7 @@ def run_demo(cfg: Config, data_dir: Path, config_path: Path) -> int:
     broker = start_broker(data_dir)
     try:
         print(banner(cfg, data_dir), flush=True)
-        asyncio.run(run_service(cfg, data_dir, simulated=True, config_path=config_path))
+        asyncio.run(run_service(cfg, data_dir, simulated=True, config_path=config_path, demo=True))
     except KeyboardInterrupt:
         pass
     finally:

@@ -51,13 +51,38 @@ def build_components(ctx: Context, supervisor_ref) -> list[Component]:
     from .store.component import StoreComponent
 
     comps: list[Component] = [StoreComponent(ctx), RelayService(ctx)]
+    comps += sensor_path_components(ctx)
+    if ctx.config.video.enabled:
+        from .video.component import VideoComponent
+
+        comps.append(VideoComponent(ctx))
     comps.append(WebComponent(ctx, supervisor_ref))
     return comps
 
 
+def sensor_path_components(ctx: Context) -> list[Component]:
+    """Sensors in (MQTT/GPIO/Modbus + state), rules, uplink: after relays, before web."""
+    from .rules import RulesEngine
+    from .sensors.component import SensorsComponent
+    from .uplink.component import Uplink
+
+    comps: list[Component] = []
+    # rules subscribe before the sensors produce anything (no state change is missed)
+    rules = RulesEngine(ctx)
+    comps.append(rules)
+    comps.append(SensorsComponent(ctx))
+    cfg = ctx.config
+    # the uplink runs once a broker is configured ([mqtt] or [uplink] in the file): a config
+    # without either has nowhere to publish and must not report itself degraded for it
+    if cfg.mqtt.enabled and cfg.uplink.enabled and {"mqtt", "uplink"} & cfg.model_fields_set:
+        comps.append(Uplink(ctx))
+    return comps
+
+
 async def run_service(config: Config, data_dir: Path, *, simulated: bool = False, config_path: Path | None = None,
-                      notifier: Notifier | None = None) -> Supervisor:
+                      notifier: Notifier | None = None, demo: bool = False) -> Supervisor:
     ctx = build_context(config, data_dir, simulated=simulated, config_path=config_path)
+    ctx.extras["demo"] = demo  # `edge demo`: the sensor simulator runs
     holder: list[Supervisor] = []
     comps = build_components(ctx, lambda: holder[0] if holder else None)
     sup = Supervisor(ctx, comps, notifier)

@@ -43,13 +43,17 @@ class Broker:
     port: int
     workdir: Path
     proc: subprocess.Popen[bytes] | None = None
+    extra_conf: str = ""  # more mosquitto.conf lines (e.g. queue limits for a benchmark)
 
     def start(self) -> None:
+        # started as root, mosquitto drops to its own user: it must be able to write its
+        # persistence file and log here, or sessions do not survive a restart
+        os.chmod(self.workdir, 0o777)
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(
             f"listener {self.port} {self.host}\nallow_anonymous true\n"
             f"persistence true\npersistence_location {self.workdir}/\n"
-            f"log_dest file {self.workdir}/mosquitto.log\n"
+            f"log_dest file {self.workdir}/mosquitto.log\n{self.extra_conf}"
         )
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(self.host, self.port)
@@ -70,9 +74,9 @@ class Broker:
 
 
 @contextlib.contextmanager
-def mosquitto_broker() -> Iterator[Broker]:
+def mosquitto_broker(extra_conf: str = "") -> Iterator[Broker]:
     with tempfile.TemporaryDirectory(prefix="edge-mosq-") as d:
-        b = Broker("127.0.0.1", free_port(), Path(d))
+        b = Broker("127.0.0.1", free_port(), Path(d), extra_conf=extra_conf)
         b.start()
         try:
             yield b
@@ -96,20 +100,25 @@ class RunningService:
 
 @contextlib.asynccontextmanager
 async def run_service_from_toml(toml_text: str, data_dir: Path, *, simulated: bool = True,
-                                ready_timeout: float = 15.0) -> AsyncIterator[RunningService]:
+                                ready_timeout: float = 15.0, demo: bool = False) -> AsyncIterator[RunningService]:
     """Run the real service in this event loop from a TOML string (web on a free port unless
-    the TOML sets [web]). Yields once READY=1 was sent."""
+    the TOML sets [web]; the video camera off unless it sets [video]). Yields once READY=1
+    was sent."""
     from edge import config as config_mod
     from edge.app import Supervisor
     from edge.service import build_components, build_context
 
     if "[web]" not in toml_text:
         toml_text += f"\n[web]\nhost = \"127.0.0.1\"\nport = {free_port()}\n"
+    if "[video]" not in toml_text:
+        # the RTSP camera costs CPU and wants port 554: only tests that configure [video] run it
+        toml_text += "\n[video]\nenabled = false\n"
     cfg_path = Path(data_dir) / "edge.toml"
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     cfg_path.write_text(toml_text)
     cfg = config_mod.load(cfg_path)
     ctx = build_context(cfg, Path(data_dir), simulated=simulated, config_path=cfg_path)
+    ctx.extras["demo"] = demo  # as `edge demo` (the sensor simulator runs)
     holder: list[Supervisor] = []
     comps = build_components(ctx, lambda: holder[0] if holder else None)
     sup = Supervisor(ctx, comps)

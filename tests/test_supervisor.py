@@ -59,7 +59,7 @@ class FakeSystemd:
 
 
 def _toml(port: int, lag_ms: int = 300) -> str:
-    return f'[service]\nloop_lag_max_ms = {lag_ms}\n[web]\nhost = "127.0.0.1"\nport = {port}\n'
+    return f'[service]\nloop_lag_max_ms = {lag_ms}\n[web]\nhost = "127.0.0.1"\nport = {port}\n[video]\nenabled = false\n'
 
 
 async def _drain_async(fake: FakeSystemd, seconds: float) -> None:
@@ -223,3 +223,41 @@ def test_edge_run_ready_and_clean_sigterm_exit(tmp_path):
         if proc.poll() is None:
             proc.kill()
         fake.close()
+
+
+class Stubborn(Component):
+    """Swallows its cancellation (a bug in some library); stop() must still run."""
+
+    name = "stubborn"
+
+    def __init__(self):
+        super().__init__()
+        self.stopped = False
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                if self.stopped:  # lets the test's loop close afterwards
+                    raise
+                continue
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+async def test_stop_is_bounded_when_a_component_ignores_cancellation(tmp_path):
+    ctx = build_context(config_mod.loads(""), tmp_path)
+    stubborn = Stubborn()
+    sup = Supervisor(ctx, [stubborn], Notifier(""))
+    task = asyncio.create_task(sup.run())
+    for _ in range(200):
+        if sup.ready:
+            break
+        await asyncio.sleep(0.01)
+    t0 = time.monotonic()
+    sup.request_stop()
+    await asyncio.wait_for(task, 5)
+    assert time.monotonic() - t0 < 4.5
+    assert stubborn.stopped

@@ -1,0 +1,140 @@
+"""What the dashboard shows, fed from bus events; read by the renderer on the producer thread.
+
+``Dashboard.apply(event)`` runs on the event loop and says what changed; ``view()`` returns
+an immutable snapshot for the renderer (taken under a lock, so the two threads never see a
+half-applied event).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from ..bus import Alarm, ComponentHealth, Event, SensorChanged
+from .words import TELEMETRY
+
+# "largest first": hazards to life before intrusion before the rest; newest first within a rank
+_SEVERITY = {
+    "smoke": 0, "fire": 0, "co": 0, "gas": 0, "carbon_monoxide": 0,
+    "leak": 1, "water_leak": 1, "panic": 1,
+    "intrusion": 2, "contact": 2, "door": 2, "open": 2, "motion": 2, "occupancy": 2, "vibration": 2, "glass": 2,
+    "tamper": 3,
+}
+
+
+@dataclass(frozen=True)
+class SensorView:
+    id: str
+    name: str
+    kind: str
+    state: dict[str, Any] = field(default_factory=dict)
+    changed_at: float | None = None
+
+
+@dataclass(frozen=True)
+class AlarmView:
+    alarm: str
+    sensor: str
+    sensor_name: str
+    kind: str
+    message: str
+    since: float
+
+    @property
+    def severity(self) -> int:
+        return _SEVERITY.get(self.kind.lower(), 4)
+
+
+@dataclass(frozen=True)
+class LinkView:
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class View:
+    site: str
+    sensors: tuple[SensorView, ...]
+    alarms: tuple[AlarmView, ...]  # largest first
+    links: tuple[LinkView, ...]
+    version: int
+
+
+class Dashboard:
+    def __init__(self, site: str, sensors: Iterable[Any] = ()):
+        self.site = site
+        self._lock = threading.Lock()
+        self._sensors: dict[str, SensorView] = {}
+        self._configured = False
+        for s in sensors:
+            sid = str(getattr(s, "id"))
+            self._sensors[sid] = SensorView(sid, str(getattr(s, "name", sid) or sid), str(getattr(s, "kind", "generic") or "generic"))
+            self._configured = True
+        self._alarms: dict[str, AlarmView] = {}
+        self._links: dict[str, LinkView] = {}
+        self.version = 0
+
+    def apply(self, ev: Event) -> str | None:
+        """Take one bus event in; return 'sensor', 'alarm', 'link' or None (nothing visible changed)."""
+        with self._lock:
+            if isinstance(ev, SensorChanged):
+                return self._sensor(ev)
+            if isinstance(ev, Alarm):
+                return self._alarm(ev)
+            if isinstance(ev, ComponentHealth):
+                old = self._links.get(ev.component)
+                new = LinkView(ev.component, ev.ok, ev.detail)
+                if old == new:
+                    return None
+                self._links[ev.component] = new
+                self.version += 1
+                return "link"
+        return None
+
+    def _sensor(self, ev: SensorChanged) -> str | None:
+        old = self._sensors.get(ev.sensor)
+        if old is None:
+            old = SensorView(ev.sensor, ev.sensor, _guess_kind(ev.state))
+        real_change = old.changed_at is None or any(f not in TELEMETRY for f in ev.changed)
+        changed_at = ev.ts if real_change else old.changed_at
+        self._sensors[ev.sensor] = SensorView(old.id, old.name, old.kind, dict(ev.state), changed_at)
+        self.version += 1
+        return "sensor"
+
+    def _alarm(self, ev: Alarm) -> str | None:
+        if ev.active:
+            sv = self._sensors.get(ev.sensor)
+            view = AlarmView(ev.alarm, ev.sensor, sv.name if sv else ev.sensor, ev.kind, ev.message, ev.since)
+            if self._alarms.get(ev.alarm) == view:
+                return None
+            self._alarms[ev.alarm] = view
+        elif self._alarms.pop(ev.alarm, None) is None:
+            return None
+        self.version += 1
+        return "alarm"
+
+    def view(self) -> View:
+        with self._lock:
+            alarms = sorted(self._alarms.values(), key=lambda a: (a.severity, -a.since))
+            return View(self.site, tuple(self._sensors.values()), tuple(alarms),
+                        tuple(sorted(self._links.values(), key=lambda x: x.name)), self.version)
+
+    @property
+    def alarm_active(self) -> bool:
+        with self._lock:
+            return bool(self._alarms)
+
+
+def _guess_kind(state: dict[str, Any]) -> str:
+    for f, kind in (("contact", "contact"), ("occupancy", "motion"), ("water_leak", "leak"), ("smoke", "smoke"),
+                    ("vibration", "vibration"), ("temperature", "temperature"), ("humidity", "humidity")):
+        if f in state:
+            return kind
+    return "generic"
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,285 @@
+"""Rules: a sensor's state change -> actions, decided in memory, relays driven at once.
+
+    [[rules]]
+    name = "front-door"
+    sensor = "front_door"          # field defaults to the sensor kind's (contact for a door)
+    equals = false                 # the condition; default: the kind's alarm value (door open,
+                                   # motion, leak, smoke... true); or above/below for numbers
+    door_prop_s = 30               # open longer than this -> its own alarm, cleared on close
+    actions = [
+      { pulse = "siren", ms = 2000 },     # pulse a relay when the condition becomes true
+      { follow = "porch_light" },         # relay on while true, off when false (invert = true flips)
+      { latch = "buzzer" },               # relay on when true; stays on until commanded off
+      { alarm = "Front door opened" },    # Alarm on the bus while true, cleared when false
+    ]
+
+Only edges fire (a repeated report changes nothing). A sensor whose state is unknown counts
+as "condition false", so the first "open" after start fires. Relay actions are started as
+tasks at once; their outcome (CommandResult) is recorded in the store with the rule firing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from .bus import Alarm, SensorChanged
+from .component import Component, Health
+from .config import Section
+from .sensors.config import PRIMARY_FIELD, SensorConfig
+from .sensors.state import record
+
+log = logging.getLogger("edge.rules")
+
+# the value of a kind's primary field that means "alarm"
+ALARM_VALUE: dict[str, Any] = {"contact": False, "motion": True, "leak": True, "smoke": True, "vibration": True,
+                               "co": True, "tamper": True}
+
+
+class RuleAction(Section):
+    pulse: str | None = Field(None, description="relay to pulse when the condition becomes true")
+    ms: int = Field(1000, ge=1, le=3_600_000, description="pulse length")
+    follow: str | None = Field(None, description="relay that follows the condition")
+    invert: bool = False
+    latch: str | None = Field(None, description="relay switched on (and left on) when the condition becomes true")
+    alarm: str | None = Field(None, description="alarm message raised while the condition is true")
+    kind: str = Field("", description="alarm kind (default: the sensor kind)")
+
+    @model_validator(mode="after")
+    def _one(self) -> "RuleAction":
+        set_ = [k for k in ("pulse", "follow", "latch", "alarm") if getattr(self, k) is not None]
+        if len(set_) != 1:
+            raise ValueError("an action is exactly one of pulse, follow, latch, alarm (e.g. { pulse = \"siren\", ms = 2000 })")
+        return self
+
+    @property
+    def type(self) -> str:
+        return next(k for k in ("pulse", "follow", "latch", "alarm") if getattr(self, k) is not None)
+
+    @property
+    def relay(self) -> str | None:
+        return self.pulse or self.follow or self.latch
+
+
+class RuleConfig(Section):
+    name: str = ""
+    sensor: str
+    field: str | None = None
+    equals: bool | int | float | str | None = None
+    above: float | None = None
+    below: float | None = None
+    door_prop_s: float | None = Field(None, gt=0, le=86400)
+    door_prop_message: str = ""
+    actions: list[RuleAction] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> "RuleConfig":
+        if self.equals is not None and (self.above is not None or self.below is not None):
+            raise ValueError("use either equals or above/below")
+        if not self.actions and self.door_prop_s is None:
+            raise ValueError("a rule needs actions or door_prop_s")
+        return self
+
+
+def check_rules(rules: list[RuleConfig], sensors: list[SensorConfig]) -> None:
+    ids = {s.id for s in sensors}
+    names: set[str] = set()
+    for i, r in enumerate(rules):
+        if r.sensor not in ids:
+            raise ValueError(f"rules[{i}]: sensor {r.sensor!r} is not in [[sensors]] (have: {', '.join(sorted(ids)) or 'none'})")
+        n = r.name or f"{r.sensor}-{i}"
+        if n in names:
+            raise ValueError(f"rules[{i}]: duplicate rule name {n!r}")
+        names.add(n)
+
+
+class Rule:
+    def __init__(self, cfg: RuleConfig, sensor: SensorConfig, index: int):
+        self.cfg = cfg
+        self.sensor = sensor
+        self.name = cfg.name or f"{cfg.sensor}-{index}"
+        self.field = cfg.field or sensor.field or PRIMARY_FIELD[sensor.kind]
+        self.active = False
+        self.since = 0.0
+        self.prop_handle: asyncio.TimerHandle | None = None
+        self.prop_active = False
+        self.fired = 0
+
+    def condition(self, state: dict[str, Any]) -> bool:
+        if self.field not in state:
+            return False
+        v = state[self.field]
+        c = self.cfg
+        if c.above is not None or c.below is not None:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                return False
+            return (c.above is None or v > c.above) and (c.below is None or v < c.below)
+        want = c.equals if c.equals is not None else ALARM_VALUE.get(self.sensor.kind, True)
+        if isinstance(want, bool) or isinstance(v, bool):
+            return isinstance(v, bool) and isinstance(want, bool) and v == want
+        return v == want
+
+    @property
+    def alarm_id(self) -> str:
+        return f"{self.sensor.id}:{self.name}"
+
+    @property
+    def prop_alarm_id(self) -> str:
+        return f"{self.sensor.id}:door_prop"
+
+
+class RulesEngine(Component):
+    name = "rules"
+
+    def __init__(self, ctx: Any):
+        super().__init__()
+        self.ctx = ctx
+        sensors = {s.id: s for s in ctx.config.sensors}
+        self.rules: list[Rule] = [Rule(r, sensors[r.sensor], i) for i, r in enumerate(ctx.config.rules)]
+        self.by_sensor: dict[str, list[Rule]] = {}
+        for r in self.rules:
+            self.by_sensor.setdefault(r.sensor.id, []).append(r)
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.alarms: dict[str, Alarm] = {}
+        self.failures = 0
+        # subscribed now, before any producer starts: no state change is missed
+        self.sub: Any = ctx.bus.subscribe(SensorChanged, maxsize=100_000, name="rules")
+        ctx.extras["rules"] = self
+
+    # ---- the hot path ----------------------------------------------------------------
+    def attach(self, tracker: Any) -> None:
+        """Take changes straight from the sensors' state tracker instead of the bus queue:
+        the relay command starts in the same loop iteration the message was decoded in."""
+        tracker.listeners.append(self.on_change)
+        if self.sub is not None:
+            self.sub.close()
+            self.sub = None
+
+    def on_change(self, ev: SensorChanged) -> None:
+        for rule in self.by_sensor.get(ev.sensor, ()):
+            if rule.field not in ev.changed:
+                continue
+            now_active = rule.condition(ev.state)
+            if now_active == rule.active:
+                continue
+            rule.active = now_active
+            rule.since = ev.ts
+            rule.fired += 1
+            trigger = {rule.field: ev.state.get(rule.field)}
+            for action in rule.cfg.actions:
+                self._run_action(rule, action, now_active, trigger)
+            if rule.cfg.door_prop_s is not None:
+                self._door_prop(rule, now_active)
+
+    def _run_action(self, rule: Rule, action: RuleAction, active: bool, trigger: dict[str, Any]) -> None:
+        t = action.type
+        if t == "alarm":
+            self._alarm(rule.alarm_id, rule, active, action.kind or rule.sensor.kind, action.alarm or "")
+            return
+        if t in ("pulse", "latch") and not active:
+            return
+        relays = self.ctx.extras.get("relays")
+        assert action.relay is not None
+        source = f"rule:{rule.name}"
+        if relays is None:
+            self._record_firing(rule, action, trigger, ok=False, latency_ms=0.0, error="no relay service")
+            return
+        if t == "pulse":
+            coro = relays.pulse(action.relay, action.ms, source=source)
+        elif t == "latch":
+            coro = relays.set(action.relay, True, source=source)
+        else:
+            coro = relays.set(action.relay, active != action.invert, source=source)
+        task = asyncio.ensure_future(coro)  # drives the relay now; nothing here waits for it
+        self.tasks.add(task)
+        task.add_done_callback(lambda tk: self._action_done(tk, rule, action, trigger))
+
+    def _action_done(self, task: asyncio.Task[Any], rule: Rule, action: RuleAction, trigger: dict[str, Any]) -> None:
+        self.tasks.discard(task)
+        if task.cancelled():
+            self._record_firing(rule, action, trigger, ok=False, latency_ms=0.0, error="cancelled")
+            return
+        exc = task.exception()
+        if exc is not None:
+            self._record_firing(rule, action, trigger, ok=False, latency_ms=0.0, error=f"{type(exc).__name__}: {exc}")
+            return
+        res = task.result()
+        self._record_firing(rule, action, trigger, ok=bool(getattr(res, "ok", False)),
+                            latency_ms=float(getattr(res, "latency_ms", 0.0) or 0.0), error=str(getattr(res, "error", "") or ""))
+
+    def _record_firing(self, rule: Rule, action: RuleAction, trigger: dict[str, Any], *, ok: bool, latency_ms: float,
+                       error: str) -> None:
+        if not ok:
+            self.failures += 1
+            log.warning("rule %s: %s %s failed: %s", rule.name, action.type, action.relay, error)
+        store = self.ctx.store
+        if store is not None:
+            record(store.record_event("rule", rule.name, {
+                "sensor": rule.sensor.id, "trigger": trigger, "action": action.type, "relay": action.relay,
+                "ms": action.ms if action.type == "pulse" else None, "ok": ok, "latency_ms": round(latency_ms, 3),
+                "error": error}))
+
+    def _alarm(self, alarm_id: str, rule: Rule, active: bool, kind: str, message: str) -> None:
+        prev = self.alarms.get(alarm_id)
+        if not active and (prev is None or not prev.active):
+            return
+        now = time.time()
+        since = prev.since if (prev is not None and prev.active and active) else now
+        msg = message or f"{rule.sensor.name}: {kind}"
+        ev = Alarm(alarm_id, rule.sensor.id, active, kind, msg, since=since, ts=now)
+        self.alarms[alarm_id] = ev
+        self.ctx.bus.publish(ev)
+        (log.warning if active else log.info)("alarm %s %s: %s", alarm_id, "raised" if active else "cleared", msg)
+        store = self.ctx.store
+        if store is not None:
+            record(store.record_event("alarm", rule.sensor.id, {"alarm": alarm_id, "active": active, "kind": kind,
+                                                                  "message": msg, "since": since}, ts=now))
+
+    def _door_prop(self, rule: Rule, active: bool) -> None:
+        if rule.prop_handle is not None:
+            rule.prop_handle.cancel()
+            rule.prop_handle = None
+        if active:
+            delay = rule.cfg.door_prop_s or 0
+            rule.prop_handle = asyncio.get_running_loop().call_later(delay, self._prop_expired, rule)
+        elif rule.prop_active:
+            rule.prop_active = False
+            self._alarm(rule.prop_alarm_id, rule, False, "door_prop", rule.cfg.door_prop_message)
+
+    def _prop_expired(self, rule: Rule) -> None:
+        rule.prop_handle = None
+        if not rule.active:
+            return
+        rule.prop_active = True
+        msg = rule.cfg.door_prop_message or f"{rule.sensor.name} held open over {rule.cfg.door_prop_s:g} s"
+        self._alarm(rule.prop_alarm_id, rule, True, "door_prop", msg)
+
+    # ---- component ----------------------------------------------------------------------
+    async def run(self) -> None:
+        sub = self.sub
+        if sub is None:  # attached to the tracker: nothing to pump
+            await asyncio.Event().wait()
+        while True:
+            ev = await sub.get()
+            try:
+                self.on_change(ev)
+            except Exception:  # noqa: BLE001 - one bad rule must not stop the others
+                log.exception("rules: handling %s failed", ev.sensor)
+            self.beat()
+
+    async def stop(self) -> None:
+        for r in self.rules:
+            if r.prop_handle is not None:
+                r.prop_handle.cancel()
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=2)
+        if self.sub is not None:
+            self.sub.close()
+
+    def health(self) -> Health:
+        active = [a for a in self.alarms.values() if a.active]
+        return Health(True, f"{len(self.rules)} rules, {len(active)} active alarms, {self.failures} failed actions")

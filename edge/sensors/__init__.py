@@ -1,0 +1,1 @@
+"""Sensors: MQTT ingest with adapters, GPIO and Modbus inputs, the state tracker."""

@@ -1,0 +1,102 @@
+"""What every adapter shares: the error type, bounded JSON parsing and value coercion.
+
+An adapter turns one decoded MQTT payload into the fields of one sensor. It returns ``None``
+when the message is for another device (same topic, other deviceId), raises ``BadPayload``
+with a short reason when the payload does not parse or does not match, and never raises
+anything else for any input (the router still guards against that).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Protocol
+
+from ..config import SensorConfig
+
+
+class BadPayload(Exception):
+    """The payload cannot be used. ``category`` is a small fixed set (a metrics label)."""
+
+    def __init__(self, reason: str, category: str = "mismatch"):
+        super().__init__(reason)
+        self.reason = reason
+        self.category = category
+
+
+class Adapter(Protocol):
+    name: str
+    needs_json: bool
+
+    def decode(self, topic: str, data: Any, raw: bytes, sensor: SensorConfig) -> dict[str, Any] | None: ...
+
+
+MAX_JSON_DEPTH = 32
+
+
+def _reject_constant(name: str) -> Any:
+    raise BadPayload(f"non-finite number {name} in JSON", "parse")
+
+
+def parse_json(raw: bytes, max_bytes: int = 65536) -> Any:
+    """Bytes -> JSON value, refusing oversized, non-UTF-8, NaN/Infinity, huge and deep input."""
+    if len(raw) > max_bytes:
+        raise BadPayload(f"payload of {len(raw)} bytes is over the {max_bytes} byte limit", "size")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadPayload(f"not UTF-8 text (byte {exc.start})", "parse") from None
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except BadPayload:
+        raise
+    except RecursionError:
+        raise BadPayload("JSON nested too deep", "parse") from None
+    except ValueError as exc:  # JSONDecodeError, int too long
+        raise BadPayload(f"not JSON: {str(exc)[:80]}", "parse") from None
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise BadPayload(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", "parse")
+    return data
+
+
+def _depth(v: Any, d: int = 0) -> int:
+    if d > MAX_JSON_DEPTH:
+        return d
+    if isinstance(v, dict):
+        return max((_depth(x, d + 1) for x in v.values()), default=d + 1)
+    if isinstance(v, list):
+        return max((_depth(x, d + 1) for x in v), default=d + 1)
+    return d
+
+
+def require_object(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise BadPayload(f"expected a JSON object, got {type(data).__name__}", "type")
+    return data
+
+
+def as_bool(name: str, v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    raise BadPayload(f"{name}: expected true/false, got {_show(v)}", "type")
+
+
+def as_number(name: str, v: Any, lo: float = -1e9, hi: float = 1e9) -> float | int:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        if isinstance(v, str):
+            try:
+                v = float(v.strip())
+            except ValueError:
+                raise BadPayload(f"{name}: expected a number, got {_show(v)}", "type") from None
+        else:
+            raise BadPayload(f"{name}: expected a number, got {_show(v)}", "type")
+    if isinstance(v, float) and not math.isfinite(v):
+        raise BadPayload(f"{name}: not a finite number", "range")
+    if not (lo <= v <= hi):
+        raise BadPayload(f"{name}: {_show(v)} outside {lo:g}..{hi:g}", "range")
+    return v
+
+
+def _show(v: Any) -> str:
+    s = repr(v)
+    return s if len(s) <= 40 else s[:37] + "..."

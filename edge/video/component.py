@@ -1,0 +1,280 @@
+"""The video component: dashboard -> producer thread -> H.264 encoder -> RTSP, supervised.
+
+- Bus events (SensorChanged, Alarm, ComponentHealth) update the dashboard and wake the
+  producer at once.
+- The whole pipeline (encoder, producer, RTSP server on its GLib thread) is rebuilt when
+  GStreamer reports an error or no encoded frame came out for ``stall_s``: ``run`` raises,
+  the supervisor restarts the component (``start`` tears the old one down first) and clients
+  reconnect. Its state is in /metrics (``edge_video_*``).
+- Snapshot: the latest frame as JPEG on ``ctx.web`` (credentials required), also for ONVIF.
+- Registered as ``ctx.extras["video"]`` (see edge/video/__init__.py for the contract).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import threading
+import time
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import Counter, Gauge
+
+from hw.encoder import EncoderChoice, EncoderSettings, choose_encoder, make_encoder
+
+from ..bus import Alarm, ComponentHealth, SensorChanged
+from ..component import Component, Health
+from ..dashboard.model import Dashboard
+from ..dashboard.render import Renderer
+from . import VideoProfile
+
+log = logging.getLogger("edge.video")
+
+SNAPSHOT_PATH = "/snapshot.jpg"
+HW_FAILURES_BEFORE_X264 = 3  # auto mode: a hardware encoder failing this often in a row gives way to x264
+STABLE_S = 60.0
+
+
+class _Metrics:
+    def __init__(self, registry) -> None:
+        r = registry
+        self.up = Gauge("edge_video_pipeline_up", "1 while the video pipeline runs", registry=r)
+        self.frames = Counter("edge_video_frames", "Dashboard frames rendered and encoded", registry=r)
+        self.aus = Counter("edge_video_access_units", "Encoded H.264 access units out of the encoder", registry=r)
+        self.keyframes = Counter("edge_video_keyframes", "IDR frames out of the encoder", registry=r)
+        self.clients = Gauge("edge_video_rtsp_clients", "RTSP clients connected", registry=r)
+        self.rebuilds = Counter("edge_video_rebuilds", "Pipeline rebuilds after an error or stall", registry=r)
+        self.frame_age = Gauge("edge_video_last_frame_age_seconds", "Seconds since the last encoded frame", registry=r)
+        self.render_ms = Gauge("edge_video_render_ms", "Time to draw the last frame", registry=r)
+        self.encoder = Gauge("edge_video_encoder", "The H.264 encoder in use (label)", ["encoder"], registry=r)
+
+
+class VideoComponent(Component):
+    name = "video"
+
+    def __init__(self, ctx: Any):
+        super().__init__()
+        self.ctx = ctx
+        self.cfg = ctx.config.video
+        sensors = getattr(ctx.config, "sensors", None)
+        try:
+            sensors = list(sensors) if sensors is not None else []
+        except TypeError:
+            sensors = []
+        self.dashboard = Dashboard(ctx.config.site.name, sensors)
+        self.renderer = Renderer(self.cfg.width, self.cfg.height, max_tiles_per_page=self.cfg.max_tiles_per_page,
+                                 page_seconds=self.cfg.page_seconds)
+        self.m = _Metrics(ctx.metrics.registry)
+        self.snapshot_path = SNAPSHOT_PATH
+        self.encoder_choice = None
+        self.rtsp = None
+        self.encoder = None
+        self.producer = None
+        self._sub = None
+        self._built = 0
+        self._failures = 0  # consecutive pipeline failures (reset after a stable run)
+        self._running_since = 0.0
+        self._last_au = 0.0
+        self._frame: tuple[Any, int] | None = None  # (PIL image, frame number)
+        self._frame_no = 0
+        self._jpeg: tuple[int, bytes] | None = None
+        self._frame_lock = threading.Lock()
+        self._state = "starting"
+        ctx.web.router.add_get(SNAPSHOT_PATH, self._snapshot_handler)
+        ctx.credentials.listeners.append(self._credentials_rotated)
+        ctx.extras["video"] = self
+
+    # ---- the contract -------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return (self.rtsp.port if self.rtsp is not None and self.rtsp.port else self.cfg.rtsp_port)
+
+    def stream_uri(self, host: str) -> str:
+        h = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        return f"rtsp://{h}:{self.port}{self.cfg.mount}"
+
+    @property
+    def profiles(self) -> list[VideoProfile]:
+        c = self.cfg
+        return [VideoProfile("dashboard", c.width, c.height, c.fps, c.bitrate_kbps, c.gov_length)]
+
+    async def snapshot_jpeg(self) -> bytes:
+        with self._frame_lock:
+            frame = self._frame
+            cached = self._jpeg
+        if frame is None:
+            img = await asyncio.to_thread(self.renderer.render, self.dashboard.view())
+            return await asyncio.to_thread(self._to_jpeg, img)
+        key = frame[1]
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        data = await asyncio.to_thread(self._to_jpeg, frame[0])
+        with self._frame_lock:
+            self._jpeg = (key, data)
+        return data
+
+    def _to_jpeg(self, img) -> bytes:
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=self.cfg.jpeg_quality)
+        return buf.getvalue()
+
+    async def _snapshot_handler(self, request: web.Request) -> web.Response:
+        data = await self.snapshot_jpeg()
+        return web.Response(body=data, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    # ---- pipeline -----------------------------------------------------------------
+    def _on_au(self, data: bytes, key: bool) -> None:
+        self._last_au = time.monotonic()
+        self.m.aus.inc()
+        if key:
+            self.m.keyframes.inc()
+        rtsp = self.rtsp
+        if rtsp is not None:
+            rtsp.push_au(data, key)
+
+    def _on_frame(self, img, wall: float) -> None:
+        with self._frame_lock:
+            self._frame_no += 1
+            self._frame = (img, self._frame_no)
+        self.m.frames.inc()
+
+    def _keyframe_needed(self, why: str) -> None:
+        p = self.producer
+        if p is not None:
+            p.request("keyframe")
+
+    def _credentials_rotated(self, creds) -> None:
+        if self.rtsp is not None:
+            self.rtsp.set_credentials(creds.user, creds.password)
+            log.info("RTSP credentials switched")
+
+    def _build(self) -> None:
+        """Blocking: choose the encoder, start it, the producer and the RTSP server."""
+        from .rtsp import RtspServer
+
+        c = self.cfg
+        if (self.encoder_choice is not None and c.encoder == "auto" and self.encoder_choice.name != "x264"
+                and self._failures >= HW_FAILURES_BEFORE_X264):
+            log.error("H.264 encoder %s failed %d times in a row: switching to x264", self.encoder_choice.name, self._failures)
+            self.encoder_choice = EncoderChoice("x264", f"{self.encoder_choice.name} failed {self._failures} times in a row")
+        if self.encoder_choice is None:
+            self.encoder_choice = choose_encoder(c.encoder)
+        settings = EncoderSettings(c.width, c.height, c.fps, c.bitrate_kbps, c.gov_length, c.x264_preset)
+        enc = make_encoder(self.encoder_choice.name, settings)
+        creds = self.ctx.credentials.get()
+        rtsp = RtspServer(c.rtsp_host, c.rtsp_port, c.mount, creds.user, creds.password, self._keyframe_needed)
+        try:
+            enc.start(self._on_au)
+            self.encoder = enc
+            rtsp.start()
+            self.rtsp = rtsp
+            now = self.ctx.credentials.get()
+            if now != creds:  # rotated while we were building
+                rtsp.set_credentials(now.user, now.password)
+        except Exception:
+            enc.stop()
+            self.encoder = None
+            raise
+        from .producer import Producer
+
+        self._last_au = time.monotonic()
+        self.producer = Producer(self.dashboard, self.renderer, enc.encode, c.fps, c.repeat_frame_ms, self._on_frame)
+        self.producer.start()
+
+    def _teardown(self) -> None:
+        p, self.producer = self.producer, None
+        if p is not None:
+            p.stop()
+        r, self.rtsp = self.rtsp, None
+        if r is not None:
+            r.stop()
+        e, self.encoder = self.encoder, None
+        if e is not None:
+            e.stop()
+
+    async def start(self) -> None:
+        if self._built:
+            self.m.rebuilds.inc()
+            log.warning("rebuilding the video pipeline")
+        await asyncio.to_thread(self._teardown)
+        self.m.up.set(0)
+        try:
+            await asyncio.to_thread(self._build)
+        except Exception:
+            self._failures += 1
+            raise
+        self._built += 1
+        self.m.encoder.clear()
+        self.m.encoder.labels(self.encoder_choice.name).set(1)
+        self.m.up.set(1)
+        self._state = "running"
+        self._running_since = time.monotonic()
+        if self._sub is not None:
+            self._sub.close()
+        self._sub = self.ctx.bus.subscribe(SensorChanged, Alarm, ComponentHealth, maxsize=1000, name="video")
+        log.info("dashboard camera at %s (%dx%d, %s fps idle, encoder %s)", self.stream_uri(self.ctx.config.video.rtsp_host),
+                 self.cfg.width, self.cfg.height, self.cfg.fps, self.encoder_choice.name)
+
+    async def run(self) -> None:
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._consume())
+                tg.create_task(self._watch())
+        except* RuntimeError as eg:
+            self._state = f"failed: {eg.exceptions[0]}"
+            stable = time.monotonic() - self._running_since > STABLE_S
+            self._failures = 1 if stable else self._failures + 1
+            self.m.up.set(0)
+            raise eg.exceptions[0] from None
+
+    async def _consume(self) -> None:
+        sub = self._sub
+        assert sub is not None
+        async for ev in sub:
+            what = self.dashboard.apply(ev)
+            if what is not None and self.producer is not None:
+                self.producer.request("alarm" if what == "alarm" else what)
+
+    def problem(self) -> str | None:
+        """Why the pipeline must be rebuilt, or None."""
+        gst_err = (self.encoder.poll_error() if self.encoder is not None else None) or (self.rtsp.error if self.rtsp else None)
+        if gst_err:
+            return f"GStreamer error: {gst_err}"
+        if self.producer is not None and self.producer.error:
+            return self.producer.error
+        age = time.monotonic() - self._last_au
+        if age > self.cfg.stall_s:
+            return f"stalled: no encoded frame for {age:.1f} s"
+        return None
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            self.beat()
+            self.m.frame_age.set(round(time.monotonic() - self._last_au, 3))
+            if self.rtsp is not None:
+                self.m.clients.set(self.rtsp.clients)
+            if self.producer is not None:
+                self.m.render_ms.set(round(self.producer.render_s * 1000, 2))
+            why = self.problem()
+            if why:
+                raise RuntimeError(why)
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            self._sub.close()
+        if self._credentials_rotated in self.ctx.credentials.listeners:
+            self.ctx.credentials.listeners.remove(self._credentials_rotated)
+        await asyncio.to_thread(self._teardown)
+        self.m.up.set(0)
+        self._state = "stopped"
+
+    def health(self) -> Health:
+        why = self.problem() if self.producer is not None else None
+        if why:
+            return Health(False, why)
+        clients = self.rtsp.clients if self.rtsp is not None else 0
+        enc = self.encoder_choice.name if self.encoder_choice else "?"
+        return Health(self._state == "running", f"{self._state}, {enc}, {clients} RTSP clients")

@@ -1,0 +1,185 @@
+"""The RTSP server: gst-rtsp-server on its own GLib main loop thread.
+
+One shared media factory: whatever the number of clients there is one media pipeline,
+``appsrc (H.264 access units) ! h264parse ! rtph264pay``, and the picture is encoded once,
+upstream of it (edge/video/pipeline.py). Clients use RTP over TCP (interleaved) or UDP.
+Every request needs the device credentials (RTSP Digest); a rotation swaps them at once.
+
+What the rest of edge calls (from any thread):
+
+- ``push_au(data, is_key)``: hand an encoded access unit to the media (a fresh media gets
+  nothing until the first keyframe, so a client never starts on a broken picture).
+- ``set_credentials(user, password)``.
+- ``on_keyframe_needed``: called when a media is created and on every client's PLAY.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtsp", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+
+log = logging.getLogger("edge.video.rtsp")
+
+REALM = "edge"
+ROLE = "admin"
+
+MEDIA_LAUNCH = (
+    "( appsrc name=h264src is-live=true do-timestamp=true format=time block=false "
+    "max-bytes=8000000 leaky-type=downstream "
+    "caps=video/x-h264,stream-format=byte-stream,alignment=au "
+    "! h264parse config-interval=-1 ! video/x-h264,alignment=au "
+    "! rtph264pay name=pay0 pt=96 )"
+)
+
+
+class _Feed:
+    """One media's appsrc and whether it has had its first keyframe."""
+
+    __slots__ = ("appsrc", "keyed")
+
+    def __init__(self, appsrc: Gst.Element):
+        self.appsrc = appsrc
+        self.keyed = False
+
+
+class RtspServer:
+    def __init__(self, host: str, port: int, mount: str, user: str, password: str,
+                 on_keyframe_needed: Callable[[str], None]):
+        Gst.init(None)
+        self.host = host
+        self.mount = mount
+        self.on_keyframe_needed = on_keyframe_needed
+        self.error: str | None = None
+        self.clients = 0
+        self.port: int | None = None
+        self._feeds: list[_Feed] = []
+        self._lock = threading.Lock()
+        self._user = user
+        self._ctx = GLib.MainContext.new()
+        self._loop = GLib.MainLoop.new(self._ctx, False)
+        self._thread: threading.Thread | None = None
+        self._source_id = 0
+
+        self.server = GstRtspServer.RTSPServer()
+        self.server.set_address(host)
+        self.server.set_service(str(port))
+        self.server.connect("client-connected", self._client_connected)
+
+        self.auth = GstRtspServer.RTSPAuth()
+        self.auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+        self.auth.set_realm(REALM)
+        self._add_user(user, password)
+        self.server.set_auth(self.auth)
+
+        f = self.factory = GstRtspServer.RTSPMediaFactory()
+        f.set_launch(MEDIA_LAUNCH)
+        f.set_shared(True)
+        f.set_protocols(GstRtsp.RTSPLowerTrans.TCP | GstRtsp.RTSPLowerTrans.UDP)
+        perms = GstRtspServer.RTSPPermissions()
+        perms.add_role(ROLE)
+        perms.add_permission_for_role(ROLE, "media.factory.access", True)
+        perms.add_permission_for_role(ROLE, "media.factory.construct", True)
+        f.set_permissions(perms)
+        f.connect("media-configure", self._media_configure)
+        self.server.get_mount_points().add_factory(mount, f)
+
+    # ---- credentials ----------------------------------------------------------------
+    def _add_user(self, user: str, password: str) -> None:
+        token = GstRtspServer.RTSPToken()
+        token.set_string("media.factory.role", ROLE)
+        self.auth.add_digest(user, password, token)
+
+    def set_credentials(self, user: str, password: str) -> None:
+        """Swap the accepted credentials now (new requests use them; RTSPAuth is locked)."""
+        self.auth.remove_digest(self._user)
+        self._user = user
+        self._add_user(user, password)
+
+    # ---- lifecycle ------------------------------------------------------------------
+    def start(self) -> None:
+        try:
+            self._source_id = self.server.attach(self._ctx)
+        except GLib.Error as exc:
+            raise OSError(f"RTSP server cannot listen on {self.host}:{self.server.get_service()}: {exc.message}") from None
+        if not self._source_id:
+            raise OSError(f"RTSP server cannot listen on {self.host}:{self.server.get_service()} "
+                          "(port in use, or a port below 1024 without CAP_NET_BIND_SERVICE?)")
+        self.port = self.server.get_bound_port()
+        self._thread = threading.Thread(target=self._loop.run, name="glib-rtsp", daemon=True)
+        self._thread.start()
+        log.info("RTSP on %s:%s%s (digest auth, TCP+UDP)", self.host, self.port, self.mount)
+
+    def stop(self) -> None:
+        done = threading.Event()
+
+        def teardown(*_a) -> bool:
+            try:
+                self.server.client_filter(lambda server, client, *a: GstRtspServer.RTSPFilterResult.REMOVE)
+                self.server.get_mount_points().remove_factory(self.mount)
+                src = self._ctx.find_source_by_id(self._source_id) if self._source_id else None
+                if src is not None:
+                    src.destroy()
+            finally:
+                done.set()
+            return False
+
+        if self._thread is not None and self._thread.is_alive():
+            src = GLib.idle_source_new()
+            src.set_callback(teardown)
+            src.attach(self._ctx)
+            done.wait(3)
+            # let the media pipelines go down before the loop stops
+            stop_src = GLib.timeout_source_new(100)
+            stop_src.set_callback(lambda *a: (self._loop.quit(), False)[1])
+            stop_src.attach(self._ctx)
+            self._thread.join(3)
+        with self._lock:
+            self._feeds.clear()
+
+    # ---- media and clients (GLib thread) --------------------------------------------
+    def _media_configure(self, factory, media) -> None:
+        appsrc = media.get_element().get_by_name("h264src")
+        feed = _Feed(appsrc)
+        with self._lock:
+            self._feeds.append(feed)
+        media.connect("unprepared", self._media_unprepared, feed)
+        self.on_keyframe_needed("new media")
+
+    def _media_unprepared(self, media, feed: _Feed) -> None:
+        with self._lock:
+            if feed in self._feeds:
+                self._feeds.remove(feed)
+
+    def _client_connected(self, server, client) -> None:
+        self.clients += 1
+        client.connect("closed", self._client_closed)
+        client.connect("play-request", self._play_request)
+
+    def _client_closed(self, client) -> None:
+        self.clients = max(0, self.clients - 1)
+
+    def _play_request(self, client, ctx) -> None:
+        self.on_keyframe_needed("client PLAY")
+
+    # ---- data (any thread) ----------------------------------------------------------
+    def push_au(self, data: bytes, is_key: bool) -> None:
+        with self._lock:
+            feeds = list(self._feeds)
+        for feed in feeds:
+            if not feed.keyed:
+                if not is_key:
+                    continue
+                feed.keyed = True
+            ret = feed.appsrc.emit("push-buffer", Gst.Buffer.new_wrapped(data))
+            if ret == Gst.FlowReturn.FLUSHING:
+                continue  # media going down
+            if ret != Gst.FlowReturn.OK:
+                log.debug("media appsrc push: %s", ret.value_nick)
