@@ -13,7 +13,7 @@ APT_PKGS := mosquitto mosquitto-clients socat python3-venv python3-gi \
 STAMP_APT  := $(VENV)/.apt-$(shell echo $(APT_PKGS) | md5sum | cut -c1-8)
 STAMP_PIP  := $(VENV)/.pip-$(shell cat pyproject.toml constraints.txt 2>/dev/null | md5sum | cut -c1-8)
 
-.PHONY: setup demo test bench check-config clean
+.PHONY: setup demo test bench check-config clean image image-test image-tools
 setup: $(STAMP_APT) $(STAMP_PIP)
 
 $(STAMP_APT):
@@ -37,6 +37,25 @@ test: setup
 
 bench: setup
 	@for b in bench/*.py; do $(VPY) $$b || exit 1; done
+
+# The SD card image (image-build/README.md). Its tools are installed here, not by `setup`:
+# the test suite does not need them.
+IMAGE_TOOLS := mmdebstrap qemu-user-static binfmt-support arch-test qemu-system-arm qemu-utils \
+	dosfstools mtools e2fsprogs fdisk zstd
+IMAGE_OUT ?= image-build/out
+
+image-tools:
+	@missing=$$(for p in $(IMAGE_TOOLS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing image build tools: $$missing"; \
+		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+image: setup image-tools
+	$(SUDO) image-build/build.sh $(IMAGE_OUT)
+
+image-test: setup image-tools
+	$(VPY) image-build/image_test.py --out $(IMAGE_OUT) $(IMAGE_TEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var build *.egg-info
