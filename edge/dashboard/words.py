@@ -80,16 +80,16 @@ def describe(kind: str, state: dict[str, Any] | None) -> StateWords:
     return StateWords(f"{f}: {v}"[:24], BLUE)
 
 
-def age(seconds: float) -> str:
-    """Time since a change, short: '12s', '5m', '2h 05m', '3d 4h'."""
+def age(seconds: float, sep: str = " ") -> str:
+    """Time since a change, short: '12s', '5m', '2h 05m', '3d 4h' (sep="" for an LCD: '2h05m')."""
     s = max(0, int(seconds))
     if s < 60:
         return f"{s}s"
     if s < 3600:
         return f"{s // 60}m"
     if s < 86400:
-        return f"{s // 3600}h {s % 3600 // 60:02d}m"
-    return f"{s // 86400}d {s % 86400 // 3600}h"
+        return f"{s // 3600}h{sep}{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{sep}{s % 86400 // 3600}h"
 
 
 def battery_level(state: dict[str, Any] | None) -> float | None:

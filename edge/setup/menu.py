@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from hw.buttons import ButtonEvent
 
+from ..dashboard import words
 from .network import NetSettings
 
 FACTORY_HOLD_S = 10.0
@@ -120,14 +121,8 @@ def fit(text: str, cols: int, t: float = 0.0) -> str:
 
 
 def age(seconds: float) -> str:
-    s = max(0, int(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    if s < 86400:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600}h"
+    """Compact age for a 16-character line: '12s', '2h05m'."""
+    return words.age(seconds, sep="")
 
 
 def sensor_summary(state: dict[str, Any]) -> str:
