@@ -2,7 +2,7 @@
 
 1. Throughput: many concurrent ``await store.record_event(...)`` (every one waits for its
    commit, synchronous=FULL) for a few seconds, the process pinned to one CPU.
-2. Disk cost: a steady 10 events/s for ~15 s, twice: as routine readings (``telemetry=True``,
+2. Disk cost: a steady 10 events/s for ~30 s, twice: as routine readings (``telemetry=True``,
    sharing commits within the telemetry window: ``bytes_written_per_event``) and as events
    that matter (each its own commit at this rate with the 50 ms window:
    ``bytes_written_per_urgent_event``), ``write_bytes`` from /proc/self/io before and after (the writer thread
@@ -90,7 +90,7 @@ async def disk_cost(path: Path, seconds: float, rate: float, batch_ms: float, te
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=4.0, help="throughput measuring time")
-    ap.add_argument("--rate-seconds", type=float, default=15.0, help="duration of the steady-rate part")
+    ap.add_argument("--rate-seconds", type=float, default=30.0, help="duration of the steady-rate part")
     ap.add_argument("--rate", type=float, default=10.0, help="events/s of the steady-rate part")
     ap.add_argument("--batch-ms", type=float, default=50.0)
     ap.add_argument("--page-size", type=int, default=None, help="override schema.PAGE_SIZE (new databases)")
