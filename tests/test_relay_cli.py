@@ -77,7 +77,8 @@ async def test_cli_list_pulse_set_test(service_factory):
         assert rc == 0 and "3 of 3 relays pulsed" in out
         assert len(pulses(board, 1)) == 2
         buzzer = relays.boards["pi"].board.pin(1)
-        assert [s for _, s in buzzer.history][-2:] == [False, True]  # pulsed (active low)
+        # pulsed (active low); the CLI returns once the pulse started, so wait for its end
+        await wait_for(lambda: [s for _, s in buzzer.history][-2:] == [False, True], 2, what="buzzer pulse end")
 
         await relays.sim_servers["main"].stop()  # the board goes away
         await wait_for(lambda: not relays.describe()[0].reachable, 5, what="board unreachable")
