@@ -191,9 +191,9 @@ async def lag_monitor(out: list[tuple[float, float]]) -> None:
         out.append((t, time.monotonic() - t - 0.005))
 
 
-def gpio_pin(ctx, relay: str):
+def gpio_pin(svc, relay: str):
     """The mock pin behind a GPIO relay (its history holds (monotonic, state) per change)."""
-    relays = ctx.extras["relays"]
+    relays = svc.component("relays")
     ch = relays.channels[relay]
     return ch.board.board.devices[ch.index - 1].pin
 
@@ -219,12 +219,12 @@ async def main() -> None:
             toml = CONFIG.format(mqtt=broker.port, board=board.port)
             async with run_service_from_toml(toml, Path(d) / "data", simulated=True) as svc:
                 ctx = svc.ctx
-                await until(lambda: ctx.extras["sensors"].ingest.connected, 10)
+                await until(lambda: svc.component("sensors").ingest.connected, 10)
                 await asyncio.sleep(0.5)
                 # ---- idle: Modbus TCP
                 modbus = await modbus_run(broker.port, board, "modbus idle")
                 # ---- idle: GPIO
-                pin = gpio_pin(ctx, "lock_gpio")
+                pin = gpio_pin(svc, "lock_gpio")
                 h0 = len(pin.history)
                 pub = await publisher(broker.port, "contact", "bench/door_gpio", N, INTERVAL_S)
                 await until(lambda: len(pin.history) - h0 >= N, 30)
@@ -233,18 +233,18 @@ async def main() -> None:
                 duration = N * INTERVAL_S * 1.3 + 3
                 load = asyncio.create_task(publisher(broker.port, "rate", "load", LOAD_RATE, duration))
                 await asyncio.sleep(1.0)
-                readings0 = ctx.extras["sensors"].tracker.readings
+                readings0 = svc.component("sensors").tracker.readings
                 t_load = time.monotonic()
                 lags: list[tuple[float, float]] = []
                 lagger = asyncio.create_task(lag_monitor(lags))
                 loaded = await modbus_run(broker.port, board, "modbus loaded")
                 lagger.cancel()
-                load_rate = (ctx.extras["sensors"].tracker.readings - readings0) / (time.monotonic() - t_load)
+                load_rate = (svc.component("sensors").tracker.readings - readings0) / (time.monotonic() - t_load)
                 sent = (await load)["mono"][0]
                 # ---- durable ingest
-                await until(lambda: ctx.extras["sensors"].tracker.readings >= readings0, 30)
+                await until(lambda: svc.component("sensors").tracker.readings >= readings0, 30)
                 await ctx.store.flush()
-                tracker = ctx.extras["sensors"].tracker
+                tracker = svc.component("sensors").tracker
                 r0 = tracker.readings
                 t0 = time.time()
                 burst = asyncio.create_task(publisher(broker.port, "burst", "load", DURABLE_N, 0))

@@ -51,7 +51,7 @@ async def main() -> dict:
                 await asyncio.gather(*(client(http, HTTP_REQUESTS // 4) for _ in range(4)))
                 out["soap_requests_per_s"] = round(HTTP_REQUESTS / (time.perf_counter() - t0), 1)
 
-            d_ = svc.ctx.extras["onvif"].dispatcher
+            d_ = svc.component("onvif").dispatcher
             info = HttpInfo(remote="127.0.0.1", host="127.0.0.1:80", local_ip="127.0.0.1")
             bodies = [s.envelope(call, s.security(svc.user, svc.password)) for _ in range(DISPATCH_REQUESTS)]
             t0 = time.perf_counter()

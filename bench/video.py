@@ -52,26 +52,24 @@ def serve(toml_path: str, data_dir: str) -> None:
     import asyncio
 
     from edge import config as config_mod
-    from edge.app import Supervisor
     from edge.bus import Alarm, SensorChanged
-    from edge.service import build_components, build_context
+    from edge.service import build_service
 
     async def main() -> None:
         cfg = config_mod.load(toml_path)
-        ctx = build_context(cfg, Path(data_dir), simulated=True, config_path=Path(toml_path))
-        holder: list = []
-        sup = Supervisor(ctx, build_components(ctx, lambda: holder[0] if holder else None))
-        holder.append(sup)
+        service = build_service(cfg, Path(data_dir), simulated=True, config_path=Path(toml_path))
+        ctx, sup = service.ctx, service.supervisor
+        video = service.component("video")
         task = asyncio.create_task(sup.run())
         loop = asyncio.get_running_loop()
-        while not (ctx.extras["video"].rtsp and ctx.extras["video"].rtsp.port and sup.ready):
+        while not (video.rtsp and video.rtsp.port and sup.ready):
             await asyncio.sleep(0.05)
         for i, (name, kind, st) in enumerate([("Hall", "motion", {"occupancy": False}),
                                               ("Kitchen", "leak", {"water_leak": False}), ("Server room", "temperature", {"temperature": 21.5}),
                                               ("Back door", "contact", {"contact": True}), ("Garage", "contact", {"contact": False})]):
             ctx.bus.publish(SensorChanged(name, {**st, "battery": 80 - i, "linkquality": 150}, tuple(st)))
         c = ctx.credentials.get()
-        print(json.dumps({"port": ctx.extras["video"].rtsp.port, "user": c.user, "password": c.password,
+        print(json.dumps({"port": video.rtsp.port, "user": c.user, "password": c.password,
                           "mount": cfg.video.mount, "web": cfg.web.port}), flush=True)
 
         def reader() -> None:

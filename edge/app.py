@@ -18,17 +18,9 @@ import random
 import signal
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable
 
-from aiohttp import web
-
-from . import credentials as credentials_mod
-from .auth import HttpAuth
-from .bus import Bus
 from .component import Component, Health
-from .config import Config
-from .metrics import Metrics
+from .context import Context
 from .notify import Notifier
 
 log = logging.getLogger("edge.app")
@@ -37,49 +29,6 @@ STOP_BUDGET_S = 4.5
 CANCEL_BUDGET_S = 1.0
 STABLE_RUN_S = 60.0  # a component that ran this long gets its backoff reset
 EXIT_RESTART = 75  # EX_TEMPFAIL: a clean stop that asks systemd (Restart=on-failure) for a restart
-
-
-class CredentialsHolder:
-    """The device credentials, re-read on rotation so every surface switches at once."""
-
-    def __init__(self, data_dir: Path):
-        self.data_dir = data_dir
-        self.current, self.created = credentials_mod.load_or_create(data_dir)
-        self.listeners: list[Callable[[credentials_mod.Credentials], None]] = []
-
-    def get(self) -> credentials_mod.Credentials:
-        return self.current
-
-    def rotate(self) -> credentials_mod.Credentials:
-        self.current = credentials_mod.rotate(self.data_dir)
-        for cb in self.listeners:
-            cb(self.current)
-        return self.current
-
-    def reload(self) -> credentials_mod.Credentials:
-        fresh = credentials_mod.load(self.data_dir)
-        if fresh is not None and fresh != self.current:
-            self.current = fresh
-            for cb in self.listeners:
-                cb(self.current)
-        return self.current
-
-
-@dataclass
-class Context:
-    """What every component is built from."""
-
-    config: Config
-    data_dir: Path
-    bus: Bus
-    metrics: Metrics
-    credentials: CredentialsHolder
-    auth: HttpAuth
-    web: web.Application
-    simulated: bool = False
-    config_path: Path | None = None
-    store: Any = None  # edge.store.Store once started
-    extras: dict[str, Any] = field(default_factory=dict)  # components find each other here
 
 
 @dataclass
@@ -208,6 +157,13 @@ class Supervisor:
                 self.notifier.watchdog()
                 self.watchdog_pings += 1
 
+    def component(self, name: str) -> Component:
+        """The running component called ``name`` (tests, the CLI's in-process helpers)."""
+        for slot in self.slots:
+            if slot.component.name == name:
+                return slot.component
+        raise LookupError(f"no component {name!r} (have: {', '.join(s.component.name for s in self.slots)})")
+
     # ---- whole service --------------------------------------------------------------
     def request_stop(self) -> None:
         self.stop_event.set()
@@ -273,6 +229,7 @@ class Supervisor:
                 await asyncio.wait_for(slot.component.stop(), remaining)
             except Exception as exc:  # noqa: BLE001
                 log.error("stopping %s failed: %s", slot.component.name, exc)
+            await slot.component.cancel_spawned(min(CANCEL_BUDGET_S, max(0.05, deadline - time.monotonic())))
         for t in aux:
             t.cancel()
         await asyncio.gather(*aux, return_exceptions=True)

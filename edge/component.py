@@ -12,13 +12,22 @@ Lifecycle, driven by ``edge.app.Supervisor``:
 A component that can hang sets ``stall_timeout_s`` and calls ``beat()`` while it works; the
 watchdog stops pinging systemd if a beat is overdue (systemd then restarts the service).
 ``health()`` gives a one-line summary for STATUS= and /healthz.
+
+Background work a component starts outside ``run()`` (a pulse's end, a front-panel action, a
+publish) goes through ``spawn()``: the task is kept (so it is not garbage-collected mid-flight)
+and cancelled by the supervisor after ``stop()``; a failure is logged with the component's name.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
+from typing import Any, Coroutine, TypeVar
+
+T = TypeVar("T")
+log = logging.getLogger("edge.component")
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,33 @@ class Component:
 
     def __init__(self) -> None:
         self._last_beat = time.monotonic()
+        self._spawned: set[asyncio.Task[Any]] = set()
+
+    # ---- background tasks -----------------------------------------------------------
+    def spawn(self, coro: Coroutine[Any, Any, T], name: str | None = None) -> "asyncio.Task[T]":
+        """Run ``coro`` as a task owned by this component (cancelled at stop)."""
+        task = asyncio.get_running_loop().create_task(coro, name=name or f"{self.name}-task")
+        self._spawned.add(task)
+        task.add_done_callback(self._spawn_done)
+        return task
+
+    def _spawn_done(self, task: "asyncio.Task[Any]") -> None:
+        self._spawned.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("%s: background task %s failed: %s: %s", self.name, task.get_name(), type(exc).__name__, exc)
+
+    @property
+    def spawned(self) -> set["asyncio.Task[Any]"]:
+        return set(self._spawned)
+
+    async def cancel_spawned(self, timeout: float = 1.0) -> None:
+        """Cancel every task from ``spawn()`` and wait up to ``timeout`` for them to end."""
+        tasks = [t for t in self._spawned if not t.done() and t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
 
     def beat(self) -> None:
         self._last_beat = time.monotonic()

@@ -4,8 +4,9 @@ Parsed with tomllib, validated with pydantic (unknown keys are errors). Every er
 key path and the line it is on, and what was expected. ``write_value`` updates the file with
 tomlkit so the installer's comments survive (the LCD setup writes settings back).
 
-Each component owns the model of its own section (``edge/<component>/...``) and the root
-model below only lists the sections.
+Dependencies run one way: ``edge.section`` holds the base and the error vocabulary and
+imports nothing from edge; each component owns its section (``edge/<component>/config.py``);
+this module lists the sections, and ``edge.config_checks`` checks across them.
 """
 
 from __future__ import annotations
@@ -14,66 +15,28 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import tomlkit
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 
 
-class Section(BaseModel):
-    """Base of every config section: unknown keys are errors, values are not coerced from
-    strings to numbers silently beyond pydantic's lax mode."""
+from . import config_checks
+from .mqtt.config import MqttConfig
+from .onvif.config import OnvifConfig
+from .relays.config import RelaysConfig
+from .rules.config import RuleConfig
+from .section import ConfigError, KeyProblem, Loc, Problem, Section, format_loc
+from .sensors.config import SensorConfig
+from .service_config import ServiceConfig, SiteConfig
+from .setup.config import ButtonsConfig, LcdConfig, NetworkConfig
+from .store.config import StoreConfig
+from .uplink.config import UplinkConfig
+from .video.config import VideoConfig
+from .web.config import WebConfig
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class KeyProblem(ValueError):
-    """Raise from a section's validator to point each problem at the key it is about (a path
-    below the validated model, e.g. ``("channels", "zone2", "channel")``), so the error names
-    that key and its line instead of the whole section."""
-
-    def __init__(self, problems: list[tuple[tuple[Any, ...], str]]):
-        self.problems = problems
-        super().__init__("; ".join(f"{format_loc(loc)}: {msg}" for loc, msg in problems))
-
-
-class SiteConfig(Section):
-    name: str = Field("edge", min_length=1, max_length=64, description="site name on the dashboard header")
-    location: str = ""
-
-
-class StoreConfig(Section):
-    path: Path | None = Field(None, description="database file; default <data dir>/edge.db")
-    retention_days: int = Field(30, ge=1, le=3650, description="raw events kept this many days")
-    aggregate_retention_days: int = Field(3650, ge=1, description="hourly aggregates kept")
-    batch_ms: int = Field(50, ge=1, le=1000, description="group-commit window")
-    telemetry_batch_ms: int = Field(10000, ge=1, le=60_000,
-                                    description="routine readings that changed nothing may wait this long for a commit")
-    prune_batch_rows: int = Field(500, ge=10, le=100_000, description="rows deleted per retention step")
-    prune_interval_s: float = Field(1.0, gt=0, le=3600, description="pause between retention steps")
-
-
-class WebConfig(Section):
-    host: str = "0.0.0.0"
-    port: int = Field(80, ge=1, le=65535)
-
-
-class ServiceConfig(Section):
-    loop_lag_max_ms: int = Field(500, ge=10, description="watchdog pings stop above this loop lag")
-    restart_backoff_initial_s: float = Field(0.5, gt=0)
-    restart_backoff_max_s: float = Field(30.0, gt=0)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-
-
-from .onvif.config import OnvifConfig  # noqa: E402 - after Section: the section modules import it
-from .relays.config import RelaysConfig  # noqa: E402 - sections import Section from here
-from .video.config import VideoConfig  # noqa: E402 - sections import Section from here
-# Component sections, each owned by its component's module (they import Section from here;
-# edge/__init__.py imports this module first so that order always holds).
-from .rules import RuleConfig, check_rules  # noqa: E402
-from .sensors.config import MqttConfig, SensorConfig, check_sensors  # noqa: E402
-from .uplink.config import UplinkConfig  # noqa: E402
-from .setup.config import ButtonsConfig, LcdConfig, NetworkConfig  # noqa: E402 - sections import Section from here
+__all__ = ["Config", "ConfigError", "KeyProblem", "Problem", "Section", "format_loc", "key_lines", "load", "loads",
+           "validate", "write_value"]
 
 
 class Config(Section):
@@ -92,21 +55,6 @@ class Config(Section):
     buttons: ButtonsConfig = ButtonsConfig()
     network: NetworkConfig = NetworkConfig()
 
-    @model_validator(mode="after")
-    def _cross_checks(self) -> "Config":
-        check_sensors(self.sensors, dict(self.relays.boards))
-        check_rules(self.rules, self.sensors)
-        return self
-
-
-class ConfigError(Exception):
-    """A config file that cannot be used. ``problems`` holds one line per problem."""
-
-    def __init__(self, path: str, problems: list[str]):
-        self.path = path
-        self.problems = problems
-        super().__init__("\n".join(problems))
-
 
 _HEADER_ARRAY = re.compile(r"^\[\[\s*(.+?)\s*\]\]")
 _HEADER_TABLE = re.compile(r"^\[\s*(.+?)\s*\]")
@@ -118,7 +66,7 @@ def _split_dotted(key: str) -> tuple[str, ...]:
     return tuple(p[1:-1] if p[:1] in "\"'" else p for p in parts)
 
 
-def key_lines(text: str) -> dict[tuple[Any, ...], int]:
+def key_lines(text: str) -> dict[Loc, int]:
     """Map each key path (with array-of-table indexes) to the line that defines it."""
     lines: dict[tuple[Any, ...], int] = {}
     array_index: dict[tuple[Any, ...], int] = {}
@@ -152,21 +100,11 @@ def key_lines(text: str) -> dict[tuple[Any, ...], int]:
     return lines
 
 
-def _line_for(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int | None:
+def _line_for(loc: Loc, lines: dict[Loc, int]) -> int | None:
     for n in range(len(loc), 0, -1):
         if loc[:n] in lines:
             return lines[loc[:n]]
     return None
-
-
-def format_loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(top level)"
 
 
 def _describe(err: dict[str, Any]) -> str:
@@ -182,11 +120,16 @@ def _describe(err: dict[str, Any]) -> str:
     return msg
 
 
+def _where(loc: Loc, lines: dict[Loc, int], source: str) -> str:
+    line = _line_for(loc, lines)
+    return f"{source}:{line}" if line else source
+
+
 def validate(data: dict[str, Any], text: str = "", source: str = "<config>") -> Config:
+    lines = key_lines(text)
     try:
-        return Config.model_validate(data)
+        cfg = Config.model_validate(data)
     except ValidationError as exc:
-        lines = key_lines(text)
         problems = []
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
@@ -194,10 +137,17 @@ def validate(data: dict[str, Any], text: str = "", source: str = "<config>") -> 
             located = cause.problems if isinstance(cause, KeyProblem) else [((), _describe(err))]
             for sub_loc, msg in located:
                 full = loc + tuple(sub_loc)
-                line = _line_for(full, lines)
-                where = f"{source}:{line}" if line else source
-                problems.append(f"{where}: {format_loc(full)}: {msg}")
+                problems.append(f"{_where(full, lines, source)}: {format_loc(full)}: {msg}")
         raise ConfigError(source, problems) from None
+    found = config_checks.problems(cfg)
+    if found:
+        raise ConfigError(source, [_format_problem(p, lines, source) for p in found])
+    return cfg
+
+
+def _format_problem(p: Problem, lines: dict[Loc, int], source: str) -> str:
+    related = [f"{format_loc(r)} ({_where(r, lines, source)})" for r in p.related]
+    return f"{_where(p.loc, lines, source)}: {format_loc(p.loc)}: {p.message.format(*related)}"
 
 
 def load(path: str | Path) -> Config:

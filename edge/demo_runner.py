@@ -10,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from hw.platform import SimulatedPlatform
+
 from . import credentials as credentials_mod
 from .config import Config
 from .service import configure_logging, run_service, run_to_exit
@@ -101,7 +103,9 @@ def run_demo(cfg: Config, data_dir: Path, config_path: Path) -> int:
 
     try:
         print(banner(cfg, data_dir), flush=True)
-        run_to_exit(run_service(cfg, data_dir, simulated=True, config_path=config_path, demo=True), cleanup=stop_broker)
+        # the demo's broker keeps its files under the data dir: a factory reset keeps them
+        platform = SimulatedPlatform(keep_on_reset=("mosquitto",))
+        run_to_exit(run_service(cfg, data_dir, platform=platform, config_path=config_path, demo=True), cleanup=stop_broker)
     except KeyboardInterrupt:
         pass
     finally:

@@ -1,4 +1,5 @@
-"""Wiring: build the context and the components from a config, run the supervisor.
+"""Wiring: one ``build_service()`` builds the context, the components and the supervisor from
+a config. The CLI, the demo, the tests and the benchmarks all use it.
 
 Components are added in start order: the store first (everything records into it), relays
 next (safe state before anything can command them), producers and consumers, the web
@@ -10,22 +11,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Coroutine
 
-from .app import Context, CredentialsHolder, Supervisor
+from hw.platform import Platform, make_platform
+
+from .app import Supervisor
 from .auth import HttpAuth
 from .bus import Bus
 from .component import Component
 from .config import Config
+from .context import Context, CredentialsHolder
 from .metrics import Metrics
 from .notify import Notifier
-from .web import OPEN_PATHS_KEY, WebComponent, make_app
+from .web.server import WebComponent, make_app
 
 log = logging.getLogger("edge.service")
 
 
-def build_context(config: Config, data_dir: Path, *, simulated: bool = False, config_path: Path | None = None) -> Context:
+def build_context(config: Config, data_dir: Path, *, platform: Platform | None = None, simulated: bool = False,
+                  config_path: Path | None = None, demo: bool = False) -> Context:
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     creds = CredentialsHolder(data_dir)
@@ -39,17 +45,18 @@ def build_context(config: Config, data_dir: Path, *, simulated: bool = False, co
         credentials=creds,
         auth=auth,
         web=make_app(auth, open_paths),
-        simulated=simulated,
+        platform=platform or make_platform(simulated),
+        open_paths=open_paths,
         config_path=config_path,
+        demo=demo,
     )
-    ctx.extras[OPEN_PATHS_KEY] = open_paths
     if creds.created:
         log.warning("first start: generated device credentials in %s (show them with `edge credentials`)", data_dir)
     return ctx
 
 
-def build_components(ctx: Context, supervisor_ref) -> list[Component]:
-    from .relays import RelayService
+def build_components(ctx: Context, supervisor_ref: Callable[[], Supervisor | None]) -> list[Component]:
+    from .relays.service import RelayService
     from .setup.watch import CredentialsWatcher
     from .store.component import StoreComponent
 
@@ -74,7 +81,7 @@ def build_components(ctx: Context, supervisor_ref) -> list[Component]:
 
 def sensor_path_components(ctx: Context) -> list[Component]:
     """Sensors in (MQTT/GPIO/Modbus + state), rules, uplink: after relays, before web."""
-    from .rules import RulesEngine
+    from .rules.engine import RulesEngine
     from .sensors.component import SensorsComponent
     from .uplink.component import Uplink
 
@@ -91,16 +98,39 @@ def sensor_path_components(ctx: Context) -> list[Component]:
     return comps
 
 
-async def run_service(config: Config, data_dir: Path, *, simulated: bool = False, config_path: Path | None = None,
-                      notifier: Notifier | None = None, demo: bool = False) -> Supervisor:
-    ctx = build_context(config, data_dir, simulated=simulated, config_path=config_path)
-    ctx.extras["demo"] = demo  # `edge demo`: the sensor simulator runs
+@dataclass
+class Service:
+    """A built service: run it with ``await service.supervisor.run()``."""
+
+    ctx: Context
+    supervisor: Supervisor
+
+    def component(self, name: str) -> Component:
+        return self.supervisor.component(name)
+
+
+def build_service(config: Config, data_dir: Path, *, platform: Platform | None = None, simulated: bool = False,
+                  config_path: Path | None = None, notifier: Notifier | None = None, demo: bool = False) -> Service:
+    """The whole service from a config: context (on ``platform``, else the real one, or the
+    simulated one when ``simulated``), components in start order, supervisor."""
+    ctx = build_context(config, data_dir, platform=platform, simulated=simulated, config_path=config_path, demo=demo)
     holder: list[Supervisor] = []
     comps = build_components(ctx, lambda: holder[0] if holder else None)
     sup = Supervisor(ctx, comps, notifier)
     holder.append(sup)
-    await sup.run()
-    return sup
+    return Service(ctx, sup)
+
+
+async def run_service(config: Config, data_dir: Path, *, platform: Platform | None = None, simulated: bool = False,
+                      config_path: Path | None = None, notifier: Notifier | None = None,
+                      demo: bool = False) -> Supervisor:
+    service = build_service(config, data_dir, platform=platform, simulated=simulated, config_path=config_path,
+                            notifier=notifier, demo=demo)
+    try:
+        await service.supervisor.run()
+    finally:
+        service.ctx.platform.close()
+    return service.supervisor
 
 
 def configure_logging(level: str) -> None:

@@ -6,8 +6,8 @@ stayed ``bounce_s`` without another edge, so a bouncing contact gives one press 
 release (judged on the edges' timestamps, so a late loop loses no press). A button held ``hold_s`` gives a ``hold`` event (once; the menu measures longer
 holds itself with its own clock).
 
-The simulated twin is gpiozero's own ``MockFactory``: ``press(name)`` drives the mock pin like
-a finger would (the demo's HTTP route and tests use it). Buttons are wired to ground with the
+The simulated twin is the simulated platform's ``MockFactory`` (shared with relays and inputs):
+``press(name)`` drives the mock pin like a finger would (the demo's HTTP route and tests use it). Buttons are wired to ground with the
 Pi's internal pull-ups (active low).
 """
 
@@ -41,7 +41,6 @@ class Buttons:
         self.bounce_s = bounce_s
         self.hold_s = hold_s
         self.pin_factory = pin_factory
-        self.simulated = pin_factory is not None and type(pin_factory).__name__ == "MockFactory"
         self._buttons: dict[str, Any] = {}
         self._pressed: dict[str, bool] = {}
         self._settle: dict[str, asyncio.TimerHandle] = {}
@@ -58,13 +57,6 @@ class Buttons:
         except Exception:
             self.close()
             raise
-
-    @classmethod
-    def simulated_twin(cls, pins: dict[str, int | str], on_event: Callable[[ButtonEvent], None], *,
-                       loop: asyncio.AbstractEventLoop, **kw: Any) -> "Buttons":
-        from gpiozero.pins.mock import MockFactory
-
-        return cls(pins, on_event, loop=loop, pin_factory=MockFactory(), **kw)
 
     def _threadsafe(self, name: str, level: bool) -> Callable[[], None]:
         def cb() -> None:
@@ -126,8 +118,13 @@ class Buttons:
         return self._pressed.get(name, False)
 
     # -- the simulated twin: a finger --------------------------------------------------
+    @property
+    def simulated(self) -> bool:
+        """The pins are mock pins (the platform's MockFactory): software can press them."""
+        return bool(self._buttons) and all(hasattr(b.pin, "drive_low") for b in self._buttons.values())
+
     def pin(self, name: str) -> Any:
-        """The mock pin of a button (MockFactory only)."""
+        """The mock pin of a button (simulated platform only)."""
         if not self.simulated:
             raise RuntimeError("buttons are real hardware; they cannot be pressed from software")
         return self._buttons[name].pin

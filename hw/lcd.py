@@ -71,16 +71,6 @@ class CharDisplay(Protocol):
     def close(self) -> None: ...
 
 
-def _default_bus(bus_number: int) -> SMBusLike:
-    import smbus2
-
-    return smbus2.SMBus(bus_number)
-
-
-# The factory seam (like gpiozero's pin_factory): tests put a fake SMBus here.
-bus_factory: Callable[[int], SMBusLike] = _default_bus
-
-
 class Hd44780Pcf8574:
     """The real display. Blocking: call it from the writer thread only."""
 
@@ -338,16 +328,3 @@ class Lcd:
         self._backlight_on = None
         with self._cv:
             self._dirty = True
-
-
-def open_lcd(driver: str, *, address: int, cols: int, rows: int, i2c_bus: int = 1,
-             backlight_timeout_s: float = 0.0, clock: Callable[[], float] = time.monotonic) -> tuple[Lcd, SimulatedDisplay | None]:
-    """Build the Lcd for ``driver`` ('pcf8574' or 'simulated'); the simulated display is
-    returned too so a status page can show it."""
-    if driver == "simulated":
-        sim = SimulatedDisplay(cols, rows)
-        return Lcd(lambda: sim, cols, rows, backlight_timeout_s, clock), sim
-    if driver == "pcf8574":
-        return Lcd(lambda: Hd44780Pcf8574(bus_factory(i2c_bus), address, cols, rows), cols, rows,
-                   backlight_timeout_s, clock), None
-    raise ValueError(f"unknown lcd driver {driver!r} (pcf8574 or simulated)")

@@ -15,7 +15,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, Iterator
+from typing import Any, AsyncIterator, Iterator
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
@@ -86,12 +86,16 @@ def mosquitto_broker(extra_conf: str = "") -> Iterator[Broker]:
 
 @dataclass
 class RunningService:
-    ctx: object
-    supervisor: object
+    ctx: Any
+    supervisor: Any
     task: asyncio.Task[object]
     base_url: str
     user: str
     password: str
+
+    def component(self, name: str) -> Any:
+        """The running component called ``name`` ("relays", "sensors", "uplink", ...)."""
+        return self.supervisor.component(name)
 
     async def stop(self) -> None:
         self.supervisor.request_stop()  # type: ignore[attr-defined]
@@ -100,13 +104,14 @@ class RunningService:
 
 @contextlib.asynccontextmanager
 async def run_service_from_toml(toml_text: str, data_dir: Path, *, simulated: bool = True,
-                                ready_timeout: float = 15.0, demo: bool = False) -> AsyncIterator[RunningService]:
+                                ready_timeout: float = 15.0, demo: bool = False,
+                                platform: Any = None) -> AsyncIterator[RunningService]:
     """Run the real service in this event loop from a TOML string (web on a free port unless
     the TOML sets [web]; the video camera off unless it sets [video]). Yields once READY=1
-    was sent."""
+    was sent. ``platform``: a hw.platform.Platform with the test's own fakes, else the simulated
+    one (the real one with ``simulated=False``)."""
     from edge import config as config_mod
-    from edge.app import Supervisor
-    from edge.service import build_components, build_context
+    from edge.service import build_service
 
     if "[onvif]" not in toml_text:  # never the fixed udp/3702 in tests
         toml_text += "\n[onvif]\ndiscovery = false\n"
@@ -119,12 +124,8 @@ async def run_service_from_toml(toml_text: str, data_dir: Path, *, simulated: bo
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     cfg_path.write_text(toml_text)
     cfg = config_mod.load(cfg_path)
-    ctx = build_context(cfg, Path(data_dir), simulated=simulated, config_path=cfg_path)
-    ctx.extras["demo"] = demo  # as `edge demo` (the sensor simulator runs)
-    holder: list[Supervisor] = []
-    comps = build_components(ctx, lambda: holder[0] if holder else None)
-    sup = Supervisor(ctx, comps)
-    holder.append(sup)
+    service = build_service(cfg, Path(data_dir), platform=platform, simulated=simulated, config_path=cfg_path, demo=demo)
+    ctx, sup = service.ctx, service.supervisor
     task = asyncio.create_task(sup.run())
     deadline = time.monotonic() + ready_timeout
     while not sup.ready:
@@ -143,6 +144,7 @@ async def run_service_from_toml(toml_text: str, data_dir: Path, *, simulated: bo
     finally:
         if not task.done():
             await svc.stop()
+        ctx.platform.close()
 
 
 def venv_bin(name: str) -> str:

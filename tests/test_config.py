@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +96,62 @@ def test_demo_config_is_valid():
     from edge.paths import DEMO_CONFIG
 
     config_mod.load(DEMO_CONFIG)
+
+
+PIN_CLASH = """\
+[relays.boards.pi]
+type = "gpio"
+
+[relays.channels.buzzer]
+board = "pi"
+pin = 17
+
+[[sensors]]
+id = "gate"
+source = "gpio"
+gpio = { pin = "GPIO17" }
+"""
+
+
+def test_a_pin_claimed_twice_names_both_keys_and_lines(tmp_path):
+    """On a Pi the second claim fails at start (GPIOPinInUse); check-config says so first."""
+    (p,) = problems(PIN_CLASH)
+    assert p.startswith("edge.toml:11: sensors[0].gpio.pin:"), p
+    assert "GPIO 17" in p and "relays.channels.buzzer.pin (edge.toml:6)" in p
+    bad = tmp_path / "clash.toml"
+    bad.write_text(PIN_CLASH)
+    r = subprocess.run([sys.executable, "-m", "edge", "check-config", str(bad)], capture_output=True, text=True)
+    assert r.returncode != 0
+    assert r.stderr.strip().count("\n") == 0 and "sensors[0].gpio.pin" in r.stderr and "relays.channels.buzzer.pin" in r.stderr
+
+
+def test_lcd_i2c_pins_and_the_gpio_uart_are_claimed_too():
+    (p,) = problems("[lcd]\ni2c_bus = 1\n\n[buttons]\nup = 3\ndown = 6\nselect = 13\nback = 19\n")
+    assert p.startswith("edge.toml:5: buttons.up:") and "GPIO 3" in p and "lcd.i2c_bus (edge.toml:2)" in p
+    uart = ('[relays.boards.rs485]\ntype = "modbus_rtu"\nprofile = "waveshare-8"\ndevice = "/dev/ttyAMA0"\n\n'
+            '[[sensors]]\nid = "door"\nsource = "gpio"\ngpio = { pin = "BOARD8" }\n')  # header pin 8 = GPIO 14 (TXD)
+    (p,) = problems(uart)
+    assert "sensors[0].gpio.pin" in p and "GPIO 14" in p and "relays.boards.rs485.device (edge.toml:4)" in p
+
+
+def test_one_serial_line_with_two_settings_is_an_error():
+    text = ('[relays.boards.rs485]\ntype = "modbus_rtu"\nprofile = "waveshare-8"\ndevice = "/dev/ttyUSB0"\n\n'
+            '[[sensors]]\nid = "t1"\nkind = "temperature"\nsource = "modbus"\n'
+            'modbus = { url = "rtu:///dev/ttyUSB0?baudrate=19200", table = "input" }\n')
+    (p,) = problems(text)
+    assert p.startswith("edge.toml:10: sensors[0].modbus.url:") and "/dev/ttyUSB0" in p and "relays.boards.rs485.device" in p
+    same = text.replace("?baudrate=19200", "?baudrate=9600")
+    config_mod.loads(same)  # the same line with the same settings is shared, as the relay board's line
+
+
+def test_rule_naming_an_unknown_relay_or_sensor():
+    text = ('[[sensors]]\nid = "door"\nkind = "contact"\ntopic = "z/door"\n\n'
+            '[[rules]]\nsensor = "door"\nactions = [{ pulse = "sirne", ms = 500 }]\n\n'
+            '[[rules]]\nsensor = "dor"\nactions = [{ alarm = "x" }]\n')
+    ps = problems(text)
+    assert any(p.startswith("edge.toml:8: rules[0].actions[0].pulse:") and "unknown relay 'sirne'" in p for p in ps), ps
+    assert any(p.startswith("edge.toml:11: rules[1].sensor:") and "'dor'" in p for p in ps), ps
+
+
+def test_shipped_appliance_config_is_valid():
+    config_mod.load(Path(__file__).resolve().parent.parent / "image-build" / "edge.toml")

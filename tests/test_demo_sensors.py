@@ -25,7 +25,7 @@ def demo_toml(mqtt_port: int) -> str:
 async def test_demo_front_door_alarm_and_siren(mosquitto, service_factory):
     async with service_factory(demo_toml(mosquitto.port), demo=True) as svc:
         ctx = svc.ctx
-        sensors = ctx.extras["sensors"]
+        sensors = svc.component("sensors")
         assert len(ctx.config.sensors) >= 8
         # the simulator gives every sensor a state (MQTT ones through their adapters, GPIO, Modbus)
         await wait_for(lambda: all(sensors.state(s.id) for s in ctx.config.sensors), timeout=15,
@@ -38,7 +38,7 @@ async def test_demo_front_door_alarm_and_siren(mosquitto, service_factory):
                 alarms.append(ev)
 
         task = asyncio.create_task(collect())
-        board = ctx.extras["relays"].sim_servers["main"].board
+        board = svc.component("relays").sim_servers["main"].board
         siren_ch = ctx.config.relays.channels["siren"].channel
         h0 = len(board.history)
         await publish(mosquitto.port, ("zigbee2mqtt/front_door", '{"contact":false}'))

@@ -53,8 +53,8 @@ async def test_door_opens_siren_pulses_event_stored_state_published(mosquitto, s
     async with Collector(mosquitto.port, "edge/dev1/#") as col:
         async with service_factory(TOML.format(port=mosquitto.port)) as svc:
             ctx = svc.ctx
-            board = ctx.extras["relays"].sim_servers["main"].board
-            await wait_for(lambda: ctx.extras["sensors"].ingest.connected and ctx.extras["uplink"].connected)
+            board = svc.component("relays").sim_servers["main"].board
+            await wait_for(lambda: svc.component("sensors").ingest.connected and svc.component("uplink").connected)
             t0 = time.monotonic()
             await publish(mosquitto.port, ("zigbee2mqtt/front_door", '{"contact":false,"battery":97,"linkquality":120}'))
 
@@ -107,8 +107,8 @@ async def test_relay_commands_over_mqtt_and_ha_discovery(mosquitto, service_fact
     async with Collector(mosquitto.port, "edge/dev1/cmd/reply", "edge/dev1/relay/#", "homeassistant/#") as col:
         async with service_factory(TOML.format(port=mosquitto.port)) as svc:
             ctx = svc.ctx
-            board = ctx.extras["relays"].sim_servers["main"].board
-            await wait_for(lambda: ctx.extras["uplink"].connected)
+            board = svc.component("relays").sim_servers["main"].board
+            await wait_for(lambda: svc.component("uplink").connected)
             # Home Assistant sees the relay as a switch and a button on the device's topics
             await wait_for(lambda: any(t == "homeassistant/button/dev1/siren_pulse/config" for t, _, _ in col.msgs),
                            what="relay discovery")

@@ -52,7 +52,7 @@ async def test_relay_outputs_drive_the_relay_service(service_factory):
 
     port = free_port()
     async with service_factory(CONFIG + f'[web]\nhost = "127.0.0.1"\nport = {port}\n') as svc:
-        board = svc.ctx.extras["relays"].sim_servers["main"].board
+        board = svc.component("relays").sim_servers["main"].board
         cam = ONVIFCamera("127.0.0.1", port, svc.user, svc.password)
         relay_events = svc.ctx.bus.subscribe(RelayChanged, replay=False)
         try:

@@ -221,7 +221,7 @@ async def test_hello_bye_multicast_probe_and_stable_endpoint(service_factory, tm
 async def test_discovery_can_be_switched_off(service_factory):
     udp, web = free_port(socket.SOCK_DGRAM), free_port()
     async with service_factory(config(udp, web, discovery=False)) as svc:
-        assert svc.ctx.extras["onvif"].discovery is None
+        assert svc.component("onvif").discovery is None
         with udp_socket() as sock:
             await asyncio.get_running_loop().sock_sendto(sock, probe(uuid.uuid4().urn), ("127.0.0.1", udp))
             assert await recv(sock, 1.0) is None

@@ -114,7 +114,7 @@ async def test_alarms_and_relays_become_onvif_events(camera):
 
 async def test_subscription_lifecycle_bounds_and_long_poll_cap(camera):
     svc, cam = camera
-    hub = svc.ctx.extras["onvif"].core.events
+    hub = svc.component("onvif").core.events
     events = await cam.create_events_service()
     subs = []
     for _ in range(3):

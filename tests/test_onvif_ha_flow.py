@@ -193,7 +193,7 @@ async def test_home_assistant_flow(service_factory, mosquitto, monkeypatch):
             print(f"Zigbee2MQTT door message -> ONVIF DigitalInput at the client: {latency * 1000:.0f} ms")
 
             # 6. a relay pulse through ONVIF (DeviceIO settings, Device SetRelayOutputState)
-            relays = svc.ctx.extras["relays"]
+            relays = svc.component("relays")
             board = relays.sim_servers["main"].board
             outputs = await dm.GetRelayOutputs()
             assert [o.token for o in outputs] == ["door_strike"]

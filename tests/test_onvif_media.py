@@ -53,7 +53,7 @@ async def test_media_profiles_stream_and_snapshot(service_factory):
             media = await cam.create_media_service()
             assert (await media.GetServiceCapabilities()).SnapshotUri is True
             profiles = await media.GetProfiles()
-            assert len(profiles) == len(svc.ctx.extras["video"].profiles) >= 1
+            assert len(profiles) == len(svc.component("video").profiles) >= 1
             p = profiles[0]
             enc = p.VideoEncoderConfiguration
             assert enc.Encoding == "H264"

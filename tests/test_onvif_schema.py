@@ -97,7 +97,7 @@ def extra_config() -> str:
 
 async def test_every_answer_validates_against_the_onvif_schemas(service_factory, schema):
     async with service_factory("[onvif]\ndiscovery = false\n" + extra_config()) as svc:
-        onvif_c = svc.ctx.extras["onvif"]
+        onvif_c = svc.component("onvif")
         d = onvif_c.dispatcher
         profiles = onvif_c.core.media.profiles()
         profile = profiles[0].token if profiles else None

@@ -49,7 +49,7 @@ async def edge_relay(svc_or_cfg, *args: str) -> tuple[int, str, str]:
 
 async def test_cli_list_pulse_set_test(service_factory):
     async with service_factory(TOML) as svc:
-        relays = svc.ctx.extras["relays"]
+        relays = svc.component("relays")
         board = relays.sim_servers["main"].board
 
         rc, out, _ = await edge_relay(svc, "list")

@@ -44,7 +44,7 @@ async def test_board_unplugged_for_30_s(service_factory, caplog):
     caplog.set_level(logging.INFO, logger="edge.relays")
     async with sim_board("waveshare-8") as srv:
         async with service_factory(TOML.format(port=srv.port, poll=POLL_MS)) as svc:
-            relays = svc.ctx.extras["relays"]
+            relays = svc.component("relays")
             sub = svc.ctx.bus.subscribe(ComponentHealth, replay=False)
             assert (await relays.set("siren", True)).ok
             assert (await relays.set("zone1", False)).ok
@@ -99,7 +99,7 @@ async def test_board_missing_at_start_does_not_block_ready(service_factory):
     async with sim_board("waveshare-8") as srv:
         await srv.stop()
         async with service_factory(TOML.format(port=srv.port, poll=200)) as svc:
-            relays = svc.ctx.extras["relays"]
+            relays = svc.component("relays")
             assert [i.reachable for i in relays.describe()] == [False, False, False]
             assert "cannot connect" in relays.describe()[0].detail
             res = await relays.set("siren", True)
@@ -143,7 +143,7 @@ poll_ms = 50
 """ + "".join(f'\n[relays.channels.a{i}]\nboard = "a"\nchannel = {i}\n\n[relays.channels.b{i}]\nboard = "b"\nchannel = {i}\n'
               for i in range(1, 5))
             async with service_factory(toml) as svc:
-                relays = svc.ctx.extras["relays"]
+                relays = svc.component("relays")
                 assert len(relays.pool.lines) == 1
                 results = await asyncio.gather(*(relays.pulse(f"{x}{i}", 200) for i in range(1, 5) for x in "ab"))
                 assert all(r.ok for r in results), [r.error for r in results if not r.ok]

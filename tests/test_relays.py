@@ -64,7 +64,7 @@ async def board_and_service(service_factory, transport: str, profile: str, befor
                 before_start(srv.board)
             toml = board_toml(transport, profile, service_end if transport == "pty" else srv.port)
             async with service_factory(toml) as svc:
-                yield srv, svc, svc.ctx.extras["relays"]
+                yield srv, svc, svc.component("relays")
 
 
 TRANSPORTS = ["tcp", "rtu-over-tcp", "pty"]
@@ -176,7 +176,7 @@ async def test_safe_state_at_start_and_at_stop(service_factory, transport):
             async with service_factory(toml) as svc:
                 # READY was sent: every relay already is in its safe state
                 assert srv.board.coils[:4] == [False, False, False, True]
-                relays = svc.ctx.extras["relays"]
+                relays = svc.component("relays")
                 assert [i.on for i in relays.describe()] == [False, False, False, True]
                 assert (await relays.set("siren", True)).ok
                 assert (await relays.pulse("strike", 5000)).ok
@@ -284,7 +284,7 @@ def pin_pulses(pin, active_level: bool) -> list[float]:
 
 async def test_gpio_relays_on_mock_pins(service_factory):
     async with service_factory(GPIO_TOML) as svc:
-        relays = svc.ctx.extras["relays"]
+        relays = svc.component("relays")
         board = relays.boards["pi"].board
         buzzer, lamp, lock = board.pin(1), board.pin(2), board.pin(3)
         # safe state from the moment the pins were claimed: active-low buzzer high, lock on
@@ -323,7 +323,7 @@ channel = 1
 pulse_ms = 1000
 """
     async with service_factory(toml) as svc:
-        relays = svc.ctx.extras["relays"]
+        relays = svc.component("relays")
         sim = relays.sim_servers["main"]
         assert (await relays.set("siren", True)).ok
         assert sim.board.coils[15] is True
@@ -389,6 +389,6 @@ mode = "latch"
         slot = next(s for s in svc.supervisor.slots if s.component.name == "relays")
         assert slot.restarts >= 1
         assert "cannot listen" in slot.last_error and str(port) in slot.last_error
-        relays = svc.ctx.extras["relays"]
+        relays = svc.component("relays")
         assert (await relays.set("siren", True)).ok
         assert relays.sim_servers["main"].board.coils[0] is True

@@ -40,7 +40,7 @@ actions = [{ alarm = "Server room hot" }]
 
 async def test_door_alarm_and_door_prop_timer(service_factory):
     async with service_factory(TOML) as svc:
-        sensors = svc.ctx.extras["sensors"]
+        sensors = svc.component("sensors")
         alarms: list[Alarm] = []
         sub = svc.ctx.bus.subscribe(Alarm, name="test")
         collector = asyncio.create_task(_collect(sub, alarms))
@@ -78,7 +78,7 @@ async def test_door_alarm_and_door_prop_timer(service_factory):
 
 async def test_threshold_rule_fires_on_crossing_only(service_factory):
     async with service_factory(TOML) as svc:
-        sensors = svc.ctx.extras["sensors"]
+        sensors = svc.component("sensors")
         alarms: list[Alarm] = []
         sub = svc.ctx.bus.subscribe(Alarm, name="test")
         collector = asyncio.create_task(_collect(sub, alarms))

@@ -148,7 +148,7 @@ YL_PIR = yl("MotionSensor.Alert", "d88b4c0100000006", {"state": "alert", "batter
 
 async def test_adapters_on_real_shaped_payloads(mosquitto, service_factory):
     async with service_factory(sensors_toml(mosquitto.port, SENSORS)) as svc:
-        sensors = svc.ctx.extras["sensors"]
+        sensors = svc.component("sensors")
         await wait_for(lambda: sensors.ingest.connected, what="ingest connected")
         j = json.dumps
         await publish(mosquitto.port,
@@ -207,7 +207,7 @@ GARBAGE = [
 
 async def test_garbage_is_counted_and_survived(mosquitto, service_factory):
     async with service_factory(sensors_toml(mosquitto.port, SENSORS)) as svc:
-        sensors = svc.ctx.extras["sensors"]
+        sensors = svc.component("sensors")
         await wait_for(lambda: sensors.ingest.connected, what="ingest connected")
         msgs = [("zigbee2mqtt/front_door", g) for g in GARBAGE]
         msgs += [("gateway/zwave", b'{"messageType": "sensorData", "deviceId": "c8e8de37-d301-45f4-ba01-0000000000aa",'

@@ -31,7 +31,7 @@ gpio = { pin = 23, normally = "open", debounce_ms = 0 }
 
 async def test_gpio_inputs_nc_no_and_debounce(service_factory):
     async with service_factory(GPIO_TOML) as svc:
-        sensors = svc.ctx.extras["sensors"]
+        sensors = svc.component("sensors")
         sub = svc.ctx.bus.subscribe(SensorChanged, name="test")
         changes: list[SensorChanged] = []
 
@@ -132,7 +132,7 @@ modbus = {{ url = "{url}", device_id = 3, table = "holding", address = 7, scale 
     srv_task = asyncio.create_task(server.serve_forever())
     try:
         async with service_factory(toml, simulated=False) as svc:
-            sensors = svc.ctx.extras["sensors"]
+            sensors = svc.component("sensors")
             await wait_for(lambda: all(sensors.state(s) for s in ("pump_run", "boiler", "valve", "tank")), what="first poll")
             assert sensors.state("pump_run") == {"running": True}
             assert sensors.state("boiler") == {"temperature": -12.5}

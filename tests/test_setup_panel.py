@@ -12,12 +12,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-import hw.lcd
+from hw.platform import SimulatedPlatform
 from edge import credentials as credentials_mod
 from edge.bus import Alarm, SensorChanged
 
 from .fake_smbus import FakeLcdBus
-from .peers import basic_auth
+from .peers import basic_auth, run_service_from_toml
 
 PANEL_TOML = """
 # the installer's comment survives a write-back
@@ -54,7 +54,7 @@ class Panel:
     def __init__(self, svc, bus: FakeLcdBus):
         self.svc = svc
         self.bus = bus
-        self.comp = svc.ctx.extras["setup"]
+        self.comp = svc.component("setup")
         self.clock = Clock()
         self.comp.clock = self.clock
         self.comp.lcd.clock = self.clock
@@ -98,10 +98,19 @@ class Panel:
 
 
 @pytest.fixture
-def fake_bus(monkeypatch):
-    bus = FakeLcdBus(0x27, 16, 2)
-    monkeypatch.setattr(hw.lcd, "bus_factory", lambda n: bus)
-    return bus
+def fake_bus():
+    return FakeLcdBus(0x27, 16, 2)
+
+
+@pytest.fixture
+def service_factory(tmp_path, fake_bus):
+    """The service on a simulated platform whose I2C bus is the fake LCD bus."""
+
+    def factory(toml_text: str = "", data_dir: Path | None = None, **kw):
+        kw.setdefault("platform", SimulatedPlatform(i2c=lambda n: fake_bus))
+        return run_service_from_toml(toml_text, data_dir or tmp_path / "data", **kw)
+
+    return factory
 
 
 async def _acknowledge(p: Panel) -> None:
@@ -147,7 +156,7 @@ async def test_alarm_interrupts_the_open_menu(service_factory, fake_bus):
         await p.press("select")  # acknowledge: back where the installer was
         await p.wait_text("front_door")
         assert "ALARM" not in p.text()
-        assert svc.ctx.extras["setup"].data.alarms["front_door:open"].acked
+        assert svc.component("setup").data.alarms["front_door:open"].acked
         await svc.ctx.store.flush()  # the acknowledgement is on record
         from edge.store import query_events
 
@@ -229,7 +238,7 @@ async def test_factory_reset_needs_ten_second_hold_and_confirmation(service_fact
         cfg_path = data_dir / "edge.toml"
         shipped = cfg_path.read_text()
         # a change made on the box, to be wiped
-        from edge.setup.system import keep_factory_copy
+        from hw.system import keep_factory_copy
         from edge import config as config_mod
 
         keep_factory_copy(cfg_path)
@@ -380,7 +389,7 @@ async def test_navigating_to_relays_and_select_pulses_the_channel(service_factor
     async with service_factory(PANEL_TOML + RELAYS_TOML) as svc:
         p = Panel(svc, fake_bus)
         await _acknowledge(p)
-        board = svc.ctx.extras["relays"].sim_servers["main"].board
+        board = svc.component("relays").sim_servers["main"].board
         await p.goto_menu("Relays")
         await p.wait_text("gate")
         assert "off SEL=pulse" in p.text()

@@ -98,7 +98,7 @@ def counter_values(col: Collector) -> list[float]:
 async def test_states_events_discovery_and_availability(mosquitto, service_factory):
     async with Collector(mosquitto.port, "site/edge/dev1/#", "homeassistant/#") as col:
         async with service_factory(sensors_toml(mosquitto.port, SENSORS)) as svc:
-            await wait_for(lambda: svc.ctx.extras["uplink"].connected and svc.ctx.extras["sensors"].ingest.connected)
+            await wait_for(lambda: svc.component("uplink").connected and svc.component("sensors").ingest.connected)
             await publish(mosquitto.port, ("zigbee2mqtt/front_door", '{"contact": false, "battery": 90}'),
                           ("zigbee2mqtt/boiler", '{"temperature": 61.5}'))
             await wait_for(lambda: col.payloads("site/edge/dev1/sensor/boiler") and col.payloads("site/edge/dev1/sensor/front_door"),
@@ -152,7 +152,7 @@ async def test_last_will_marks_offline(mosquitto, service_factory):
     try:
         async with Collector(mosquitto.port, "site/edge/dev1/availability") as col:
             async with service_factory(sensors_toml(proxy.port, SENSORS)) as svc:
-                up = svc.ctx.extras["uplink"]
+                up = svc.component("uplink")
                 await wait_for(lambda: up.connected)
                 await wait_for(lambda: col.msgs and col.msgs[-1][1] == b"online", what="online")
                 proxy.kill()  # the link dies under the service: no DISCONNECT reaches the broker
@@ -167,7 +167,7 @@ async def test_last_will_marks_offline(mosquitto, service_factory):
 async def test_commands_and_malformed_commands(mosquitto, service_factory):
     async with Collector(mosquitto.port, "site/edge/dev1/cmd/reply") as col:
         async with service_factory(sensors_toml(mosquitto.port, SENSORS)) as svc:
-            await wait_for(lambda: svc.ctx.extras["uplink"].connected)
+            await wait_for(lambda: svc.component("uplink").connected)
             await publish(mosquitto.port,
                           ("site/edge/dev1/cmd", b"\xff not json"),
                           ("site/edge/dev1/cmd", '{"id": "a", "relay": "siren", "action": "explode"}'),
@@ -182,11 +182,11 @@ async def test_commands_and_malformed_commands(mosquitto, service_factory):
             assert "action" in by_id["a"]["error"]
             assert "ms" in by_id["b"]["error"]
             assert by_id["c"]["relay"] == "no_such_relay"
-            assert svc.ctx.extras["uplink"].connected  # none of it hurt the connection
+            assert svc.component("uplink").connected  # none of it hurt the connection
 
 
 async def _count_changes(svc, n: int, start: int = 0, pause: float = 0.0) -> None:
-    sensors = svc.ctx.extras["sensors"]
+    sensors = svc.component("sensors")
     for i in range(start, start + n):
         # a local input (GPIO/Modbus) keeps changing while the broker is away
         sensors.feed(SensorReading("counter", {"value": float(i)}, source="modbus"))
@@ -197,7 +197,7 @@ async def _count_changes(svc, n: int, start: int = 0, pause: float = 0.0) -> Non
 async def test_broker_outage_loses_nothing_and_keeps_order(mosquitto, service_factory):
     async with Collector(mosquitto.port, "site/edge/dev1/sensor/counter", identifier="outage-collector") as col:
         async with service_factory(sensors_toml(mosquitto.port, SENSORS)) as svc:
-            up = svc.ctx.extras["uplink"]
+            up = svc.component("uplink")
             await wait_for(lambda: up.connected)
             await _count_changes(svc, 20)
             await wait_for(lambda: len(counter_values(col)) == 20, what="first 20 events")
@@ -245,8 +245,8 @@ async def test_telemetry_states_are_paced_state_changes_are_not(mosquitto, servi
     toml = sensors_toml(mosquitto.port, SENSORS).replace("telemetry_interval_s = 0", "telemetry_interval_s = 0.5")
     async with Collector(mosquitto.port, "site/edge/dev1/sensor/#") as col:
         async with service_factory(toml) as svc:
-            await wait_for(lambda: svc.ctx.extras["uplink"].connected)
-            sensors = svc.ctx.extras["sensors"]
+            await wait_for(lambda: svc.component("uplink").connected)
+            sensors = svc.component("sensors")
             for i in range(20):  # a chatty thermometer
                 sensors.feed(SensorReading("boiler", {"temperature": 60.0 + i}, source="mqtt"))
             sensors.feed(SensorReading("front_door", {"contact": False}, source="mqtt"))

@@ -75,7 +75,7 @@ class ServiceThread:
 
     @property
     def video(self) -> Any:
-        return self.svc.ctx.extras["video"]
+        return self.svc.component("video")
 
     def wait_video_up(self, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout

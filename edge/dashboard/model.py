@@ -12,17 +12,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from .. import kinds
 from ..bus import Alarm, ComponentHealth, Event, SensorChanged
 from .words import TELEMETRY
-
-# "largest first": hazards to life before intrusion before the rest; newest first within a rank
-_SEVERITY = {
-    "smoke": 0, "fire": 0, "co": 0, "gas": 0, "carbon_monoxide": 0,
-    "leak": 1, "water_leak": 1, "panic": 1,
-    "intrusion": 2, "contact": 2, "door": 2, "open": 2, "motion": 2, "occupancy": 2, "vibration": 2, "glass": 2,
-    "tamper": 3,
-}
-
 
 @dataclass(frozen=True)
 class SensorView:
@@ -44,7 +36,7 @@ class AlarmView:
 
     @property
     def severity(self) -> int:
-        return _SEVERITY.get(self.kind.lower(), 4)
+        return kinds.alarm_severity(self.kind)  # largest first: hazards to life before intrusion
 
 
 @dataclass(frozen=True)
@@ -129,11 +121,7 @@ class Dashboard:
 
 
 def _guess_kind(state: dict[str, Any]) -> str:
-    for f, kind in (("contact", "contact"), ("occupancy", "motion"), ("water_leak", "leak"), ("smoke", "smoke"),
-                    ("vibration", "vibration"), ("temperature", "temperature"), ("humidity", "humidity")):
-        if f in state:
-            return kind
-    return "generic"
+    return kinds.guess(state).name
 
 
 def now() -> float:

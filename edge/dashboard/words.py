@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .. import kinds
+
 # colours (RGB) chosen to stay distinct after H.264 and a 1/16 NVR tile
 GREEN = (30, 150, 70)
 ORANGE = (225, 120, 20)
@@ -12,7 +14,9 @@ RED = (200, 25, 25)
 BLUE = (40, 100, 180)
 GREY = (95, 100, 110)
 
-TELEMETRY = frozenset({"battery", "linkquality", "voltage", "rssi", "last_seen"})
+TELEMETRY = kinds.TELEMETRY
+
+SEVERITY_COLOUR = {kinds.LIFE: RED, kinds.HAZARD: RED, kinds.INTRUSION: ORANGE, kinds.TROUBLE: RED, kinds.INFO: BLUE}
 
 
 @dataclass(frozen=True)
@@ -21,41 +25,18 @@ class StateWords:
     colour: tuple[int, int, int]
 
 
-# field -> (words when True, colour), (words when False, colour)
-_BOOLEAN = {
-    "contact": (("CLOSED", GREEN), ("OPEN", ORANGE)),  # contact True = closed
-    "occupancy": (("MOTION", ORANGE), ("clear", GREEN)),
-    "water_leak": (("LEAK", RED), ("dry", GREEN)),
-    "smoke": (("SMOKE", RED), ("no smoke", GREEN)),
-    "co": (("CO!", RED), ("no CO", GREEN)),
-    "carbon_monoxide": (("CO!", RED), ("no CO", GREEN)),
-    "gas": (("GAS", RED), ("no gas", GREEN)),
-    "vibration": (("VIBRATION", ORANGE), ("still", GREEN)),
-    "tamper": (("TAMPER", RED), ("ok", GREEN)),
-}
-
-# which field speaks for a sensor of this kind
-_PRIMARY = {
-    "contact": "contact", "door": "contact", "window": "contact",
-    "motion": "occupancy", "occupancy": "occupancy",
-    "leak": "water_leak", "water": "water_leak", "water_leak": "water_leak",
-    "smoke": "smoke", "co": "co", "gas": "gas",
-    "vibration": "vibration", "tamper": "tamper",
-    "temperature": "temperature", "humidity": "humidity",
-}
-
-
-def _primary_field(kind: str, state: dict[str, Any]) -> str | None:
-    f = _PRIMARY.get(kind)
-    if f and f in state:
-        return f
-    for f in list(_BOOLEAN) + ["temperature", "humidity"]:
-        if f in state and f != "tamper":
-            return f
+def _primary_field(kind: kinds.Kind, state: dict[str, Any]) -> tuple[kinds.Kind, str] | None:
+    """The field that speaks for the sensor: its kind's, else the first field a kind owns,
+    else the first field that is not telemetry."""
+    if kind.name != "generic" and kind.field in state:
+        return kind, kind.field
+    for k in kinds.BY_FIELD.values():
+        if k.field in state and k.name != "tamper":
+            return k, k.field
     for f in state:
         if f not in TELEMETRY and f != "tamper":
-            return f
-    return "tamper" if "tamper" in state else None
+            return kinds.GENERIC, f
+    return (kinds.KINDS["tamper"], "tamper") if "tamper" in state else None
 
 
 def describe(kind: str, state: dict[str, Any] | None) -> StateWords:
@@ -64,17 +45,17 @@ def describe(kind: str, state: dict[str, Any] | None) -> StateWords:
         return StateWords("no data", GREY)
     if state.get("tamper") is True:
         return StateWords("TAMPER", RED)
-    f = _primary_field(kind, state)
-    if f is None:
+    found = _primary_field(kinds.get(kind), state)
+    if found is None:
         return StateWords("no data", GREY)
+    k, f = found
     v = state[f]
-    if f in _BOOLEAN and isinstance(v, bool):
-        words, colour = _BOOLEAN[f][0 if v else 1]
-        return StateWords(words, colour)
-    if f == "temperature" and isinstance(v, (int, float)):
-        return StateWords(f"{v:.1f} °C", BLUE)
-    if f == "humidity" and isinstance(v, (int, float)):
-        return StateWords(f"{v:.0f} %RH", BLUE)
+    if k.binary and f == k.field and isinstance(v, bool):
+        alarm = v == k.alarm_value
+        words = k.active_words if v else k.inactive_words
+        return StateWords(words, SEVERITY_COLOUR[k.severity] if alarm else GREEN)
+    if not k.binary and f == k.field and k.name != "generic" and isinstance(v, (int, float)) and not isinstance(v, bool):
+        return StateWords(k.number_format.format(v), BLUE)
     if isinstance(v, float):
         v = f"{v:.1f}"
     return StateWords(f"{f}: {v}"[:24], BLUE)

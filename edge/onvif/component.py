@@ -12,7 +12,6 @@ from prometheus_client import Counter, Gauge
 
 from ..bus import Alarm, RelayChanged
 from ..component import Component, Health
-from ..web import OPEN_PATHS_KEY
 from .core import PATHS, Core
 from .device import DeviceService
 from .deviceio import DeviceIOService
@@ -64,10 +63,9 @@ class OnvifComponent(Component):
         self.m = _Metrics(ctx.metrics.registry)
         self._counted = {"requests": 0, "faults": 0, "auth_failures": 0}
         self._sub = None
-        ctx.extras["onvif"] = self
         for path in PATHS:
             ctx.web.router.add_post(path, self.dispatcher.aiohttp_handler)
-            ctx.extras.setdefault(OPEN_PATHS_KEY, set()).add(path)
+            ctx.open_paths.add(path)  # ONVIF checks its own credentials (WS-Security) per operation
 
     async def start(self) -> None:
         # subscribe first: the replayed last values give every sensor's and relay's state

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from ..config import Section
+from ..section import Section
 
 
 class OnvifConfig(Section):

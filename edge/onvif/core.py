@@ -1,14 +1,18 @@
 """What the ONVIF services share: paths, addresses, scopes, and the ways to reach the rest of
-edge (relays, video, sensors) through ``ctx.extras`` and the config."""
+edge (relays, video, sensors) through the registry (``edge.interfaces``) and the config."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import quote
 
 from .. import __version__ as edge_version
+from ..interfaces import RELAYS, VIDEO
 from .soap import SoapRequest
+
+if TYPE_CHECKING:
+    from ..context import Context
 
 DEVICE_PATH = "/onvif/device_service"
 MEDIA_PATH = "/onvif/media_service"
@@ -33,7 +37,7 @@ class RelaySettings:
 
 
 class Core:
-    def __init__(self, ctx: Any, supervisor_ref: Callable[[], Any] | None = None):
+    def __init__(self, ctx: "Context", supervisor_ref: Callable[[], Any] | None = None):
         self.ctx = ctx
         self.cfg = ctx.config.onvif
         self.supervisor_ref = supervisor_ref or (lambda: None)
@@ -78,11 +82,11 @@ class Core:
     # ---- the rest of edge -----------------------------------------------------------
     @property
     def relays(self) -> Any:
-        return self.ctx.extras.get("relays")
+        return self.ctx.registry.get(RELAYS)
 
     @property
     def video(self) -> Any:
-        return self.ctx.extras.get("video")
+        return self.ctx.registry.get(VIDEO)
 
     def sensors(self) -> list[Any]:
         return list(getattr(self.ctx.config, "sensors", None) or [])

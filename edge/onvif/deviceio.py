@@ -1,7 +1,7 @@
 """DeviceIO service (http://www.onvif.org/ver10/deviceIO/wsdl) and the relay outputs shared
 with the Device service (both use tds:GetRelayOutputs / tds:SetRelayOutputState).
 
-SetRelayOutputState drives the real relay service (``ctx.extras["relays"]``), which audits
+SetRelayOutputState drives the real relay service (``interfaces.RELAYS``), which audits
 every command: Monostable + DelayTime -> ``pulse(name, ms)``; Bistable -> ``set(name, on)``;
 ``inactive`` always switches off. Relays idle open (their safe state); a relay whose pulse
 length is set here keeps it until restart.

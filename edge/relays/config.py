@@ -40,7 +40,7 @@ from pydantic import Field, field_validator, model_validator
 
 from hw.relays.profiles import ProfileError, get_profile
 
-from ..config import KeyProblem, Section
+from ..section import KeyProblem, Section
 
 NAME = r"^[A-Za-z][A-Za-z0-9_\-]{0,31}$"
 MAX_PULSE_MS = 600_000

@@ -1,7 +1,7 @@
 """The relay service: named relay channels on boards, commands that are never lost silently,
 pulses that always end, safe state at start and stop, one health loop per board.
 
-Used by everything that drives a relay, through ``ctx.extras["relays"]``:
+Used by everything that drives a relay, through the registry (``interfaces.RELAYS``):
 
     relays.names() -> list[str]
     relays.describe() -> list[RelayInfo]
@@ -47,14 +47,17 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from hw.modbus import LineSpec
 from hw.relays.base import BoardError, RelayBoard
-from hw.relays.gpio import GpioBoard, GpioChannel, mock_factory
-from hw.relays.modbus import LinePool, LineSpec, ModbusBoard
+from hw.relays.gpio import GpioBoard, GpioChannel
+from hw.relays.modbus import ModbusBoard
 from hw.relays.profiles import get_profile
 from hw.relays.sim import SimBoard, SimServer
 
 from ..bus import ComponentHealth, RelayChanged
 from ..component import Component, Health
+from ..context import Context
+from ..interfaces import RELAYS, CommandResult, RelayInfo, relay_board_line
 from .config import MAX_PULSE_MS, BoardConfig, ChannelConfig, RelaysConfig
 
 log = logging.getLogger("edge.relays")
@@ -62,30 +65,6 @@ log = logging.getLogger("edge.relays")
 HEARTBEAT_S = 30.0  # ComponentHealth per board at least this often, changed or not
 OFF_RETRY_INITIAL_S = 0.1
 OFF_RETRY_MAX_S = 0.5
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    ok: bool
-    relay: str
-    command: str
-    latency_ms: float
-    error: str = ""
-
-
-@dataclass(frozen=True)
-class RelayInfo:
-    name: str
-    board: str
-    channel: int  # relay number on the board (the BCM pin on a gpio board)
-    mode: str
-    on: bool | None  # None: not known (board not reached yet)
-    reachable: bool
-    faulted: bool
-    safe_state: str
-    label: str = ""
-    pulse_ms: int = 0
-    detail: str = ""  # why it is unreachable / faulted
 
 
 @dataclass
@@ -126,18 +105,16 @@ class RelayService(Component):
     name = "relays"
     critical = True  # READY=1 only once every reachable relay is in its safe state
 
-    def __init__(self, ctx: Any):
+    def __init__(self, ctx: Context):
         super().__init__()
         self.ctx = ctx
         self.config: RelaysConfig = ctx.config.relays
         self.boards: dict[str, _Board] = {}
         self.channels: dict[str, _Channel] = {}
         self.sim_servers: dict[str, SimServer] = {}
-        self.gpio_factory: Any = None
-        self.pool = LinePool()
+        self.pool = ctx.platform.modbus  # the platform's lines, shared with Modbus inputs
         self.stopping = False
         self._started_once = False
-        self._tasks: set[asyncio.Task[Any]] = set()
         r = ctx.metrics.registry
         self.m_latency = Histogram("edge_relay_command_seconds", "Relay command latency (call to board acknowledged)",
                                    ["result"], registry=r,
@@ -145,7 +122,7 @@ class RelayService(Component):
         self.m_commands = Counter("edge_relay_commands", "Relay commands", ["relay", "result"], registry=r)
         self.m_board_up = Gauge("edge_relay_board_up", "1 while the relay board answers its polls", ["board"], registry=r)
         self.m_faulted = Gauge("edge_relay_faulted", "1 while a relay's pulse end could not be written", ["relay"], registry=r)
-        ctx.extras["relays"] = self
+        ctx.registry.provide(RELAYS, self)
         from .api import add_routes
 
         add_routes(ctx.web, self)
@@ -155,11 +132,9 @@ class RelayService(Component):
         for bname, bcfg in self.config.boards.items():
             board: RelayBoard
             if bcfg.type == "gpio":
-                if self.ctx.simulated and self.gpio_factory is None:
-                    self.gpio_factory = mock_factory()
                 chans = [c for c in self.config.channels.values() if c.board == bname]
                 spec = [GpioChannel(c.pin or 0, c.active_high, c.safe_state == "on") for c in chans]
-                board = GpioBoard(bname, spec, self.gpio_factory if self.ctx.simulated else None)
+                board = GpioBoard(bname, spec, self.ctx.platform.pin_factory)
                 rt = _Board(bname, bcfg, board)
                 for i, (cname, c) in enumerate((n, c) for n, c in self.config.channels.items() if c.board == bname):
                     self.channels[cname] = _Channel(cname, c, rt, i + 1)
@@ -180,6 +155,7 @@ class RelayService(Component):
                                     parity=bcfg.parity, stopbits=bcfg.stopbits, timeout_s=timeout)
                 if bcfg.type != "simulated":
                     line = self.pool.get(spec)
+                    self.pool.publish(relay_board_line(bname), line, bcfg.device_id)
                 board = ModbusBoard(bname, profile, line, bcfg.device_id, bcfg.channel_count)  # type: ignore[arg-type]
                 rt = _Board(bname, bcfg, board)
                 for cname, c in self.config.channels.items():
@@ -198,6 +174,7 @@ class RelayService(Component):
             if board.line is None:
                 board.line = self.pool.get(LineSpec("tcp", sim.host, sim.port, framing=rt.cfg.framing,
                                                     timeout_s=rt.cfg.timeout_ms / 1000))
+                self.pool.publish(relay_board_line(bname), board.line, rt.cfg.device_id)
             log.info("simulated relay board %s (%s) listens on %s:%d", bname, rt.cfg.profile, sim.host, sim.port)
 
     # ---- lifecycle -----------------------------------------------------------------
@@ -274,8 +251,7 @@ class RelayService(Component):
         for ch in self.channels.values():
             if ch.end_task is not None:
                 ch.end_task.cancel()
-        for t in list(self._tasks):
-            t.cancel()
+        await self.cancel_spawned(0)
 
         async def board_safe(b: _Board) -> None:
             for ch in [c for c in self.channels.values() if c.board is b]:
@@ -297,6 +273,7 @@ class RelayService(Component):
         for b in self.boards.values():
             await b.board.close()
             if isinstance(b.board, ModbusBoard) and b.board.line is not None:
+                self.pool.withdraw(relay_board_line(b.name))
                 self.pool.release(b.board.line)
                 b.board.line = None
         for sim in self.sim_servers.values():
@@ -497,7 +474,7 @@ class RelayService(Component):
         ch.desired = None
         if ch.end_task is not None:
             ch.end_task.cancel()
-        ch.end_task = self._spawn(self._end_pulse(ch, end), f"relay-pulse-end:{ch.name}")
+        ch.end_task = self.spawn(self._end_pulse(ch, end), f"relay-pulse-end:{ch.name}")
         self._set_on(ch, level, source)
         how = "board-timed" if ch.pulse_hw else "service-timed"
         return f"{how}{', extends the running pulse' if extended else ''}"
@@ -568,12 +545,6 @@ class RelayService(Component):
             delay = min(delay * 2, OFF_RETRY_MAX_S)
 
     # ---- helpers -------------------------------------------------------------------
-    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
-        t = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(t)
-        t.add_done_callback(self._tasks.discard)
-        return t
-
     def _unknown(self, name: str) -> str:
         return f"unknown relay {name!r} (relays: {', '.join(self.names()) or 'none configured'})"
 
@@ -611,8 +582,8 @@ class RelayService(Component):
 
     def _audit(self, relay: str, command: str, ok: bool, t0: float, detail: str = "", latency_ms: float | None = None) -> None:
         store = self.ctx.store
-        if store is None or not hasattr(store, "audit_relay"):
-            return  # no store configured (tests of the relays alone)
+        if store is None:
+            return  # no store (tests of the relays alone)
         if latency_ms is None:
             latency_ms = (time.perf_counter() - t0) * 1000
         try:

@@ -1,5 +1,5 @@
 """The sensors component: MQTT ingest with adapters, GPIO and Modbus inputs, the state
-tracker, and (demo only) the simulator. Registered as ``ctx.extras["sensors"]``."""
+tracker, and (demo only) the simulator. Provided as ``interfaces.SENSORS``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Any
 
 from ..bus import SensorReading
 from ..component import Component, Health
+from ..context import Context
+from ..interfaces import RULES, SENSORS
 from .badpayload import BadPayloadReporter
 from .gpio import GpioInputs
 from .modbus import ModbusInputs
@@ -19,12 +21,12 @@ from .state import StateTracker
 log = logging.getLogger("edge.sensors")
 
 
-def client_id_base(ctx: Any) -> str:
+def client_id_base(ctx: Context) -> str:
     cfg = ctx.config.mqtt
     return cfg.client_id or f"edge-{ctx.credentials.get().serial.lower()}"
 
 
-def relay_bound_sensors(ctx: Any) -> set[str]:
+def relay_bound_sensors(ctx: Context) -> set[str]:
     rules = getattr(ctx.config, "rules", []) or []
     return {r.sensor for r in rules if any(a.relay for a in r.actions)}
 
@@ -32,32 +34,34 @@ def relay_bound_sensors(ctx: Any) -> set[str]:
 class SensorsComponent(Component):
     name = "sensors"
 
-    def __init__(self, ctx: Any):
+    def __init__(self, ctx: Context):
         super().__init__()
         self.ctx = ctx
         cfg = ctx.config
         self.sensors = list(cfg.sensors)
         self.by_id = {s.id: s for s in self.sensors}
         self.tracker = StateTracker(ctx.bus, lambda: ctx.store, set(self.by_id))
-        rules = ctx.extras.get("rules")
+        rules = ctx.registry.get(RULES)
         if rules is not None:  # the hot path: rules decide as the change happens
-            rules.attach(self.tracker)
+            self.tracker.listeners.append(rules.on_change)
+            rules.attached()
         self.bad = BadPayloadReporter(ctx.metrics.registry)
         self.router = Router(self.sensors, self.feed, self.bad, cfg.mqtt.max_payload_bytes)
-        self.gpio = GpioInputs(self.sensors, self.feed, ctx.simulated)
-        self.modbus = ModbusInputs(self.sensors, self.feed, ctx.simulated, lambda: ctx.extras.get("relays"))
+        self.gpio = GpioInputs(self.sensors, self.feed, ctx.platform.pin_factory)
+        self.modbus = ModbusInputs(self.sensors, self.feed, ctx.platform.modbus)
         base = client_id_base(ctx)
         self.ingest: IngestLanes | None = None
         if cfg.mqtt.enabled and self.router.filters:
             self.ingest = IngestLanes(cfg.mqtt, base, self.router)
         self.simulator = None
-        if ctx.simulated and ctx.extras.get("demo") and cfg.mqtt.enabled:
+        if ctx.demo and cfg.mqtt.enabled:
             from .simulator import Simulator
 
             self.simulator = Simulator(self.sensors, cfg.mqtt, f"{base}-sim", relay_bound_sensors(ctx), self.gpio,
-                                       ready=self.ingest.connected_event if self.ingest is not None else None)
+                                       ready=self.ingest.connected_event if self.ingest is not None else None,
+                                       bank=ctx.platform.modbus.bank)
         self._events_in = ctx.metrics.events_in
-        ctx.extras["sensors"] = self
+        ctx.registry.provide(SENSORS, self)
 
     # what other components use
     def feed(self, reading: SensorReading) -> None:

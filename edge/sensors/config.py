@@ -1,5 +1,5 @@
-"""Config of the sensor model: ``[[sensors]]`` (one table per sensor) and ``[mqtt]`` (the broker
-that MQTT ingest and the uplink connect to).
+"""Config of the sensor model: ``[[sensors]]`` (one table per sensor). The broker they come
+from is ``[mqtt]`` (``edge.mqtt.config``).
 
 A sensor has a stable ``id`` (used in topics, the store and rules), a display ``name``, a
 ``kind`` (contact, motion, leak, ...) and a ``source``: ``mqtt`` (a topic decoded by an
@@ -9,30 +9,15 @@ adapter), ``gpio`` (a dry-contact input) or ``modbus`` (a polled discrete input/
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from ..config import Section
+from .. import kinds
+from ..section import Section
 
-KINDS = ("contact", "motion", "leak", "smoke", "vibration", "temperature", "humidity", "co", "tamper", "generic")
-Kind = Literal["contact", "motion", "leak", "smoke", "vibration", "temperature", "humidity", "co", "tamper", "generic"]
-
-# The field that carries a kind's main state (rules and the uplink default to it).
-PRIMARY_FIELD: dict[str, str] = {
-    "contact": "contact",
-    "motion": "occupancy",
-    "leak": "water_leak",
-    "smoke": "smoke",
-    "vibration": "vibration",
-    "temperature": "temperature",
-    "humidity": "humidity",
-    "co": "co",
-    "tamper": "tamper",
-    "generic": "value",
-}
-BINARY_KINDS = {"contact", "motion", "leak", "smoke", "vibration", "co", "tamper"}
+KINDS = kinds.KIND_NAMES
+Kind = Literal[kinds.KIND_NAMES]  # type: ignore[valid-type] - the table is the vocabulary
 
 _ID = re.compile(r"^[a-z0-9_][a-z0-9_\-]{0,63}$")
 
@@ -129,52 +114,13 @@ class SensorConfig(Section):
         return self
 
     @property
+    def kind_info(self) -> kinds.Kind:
+        return kinds.get(self.kind)
+
+    @property
     def primary_field(self) -> str:
-        return self.field or PRIMARY_FIELD[self.kind]
+        return self.field or self.kind_info.field
 
     @property
     def binary(self) -> bool:
-        return self.kind in BINARY_KINDS
-
-
-class MqttTls(Section):
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    insecure: bool = Field(False, description="skip hostname verification (self-signed test brokers only)")
-
-
-class MqttConfig(Section):
-    """The broker. Both ingest and the uplink use it (the appliance runs Mosquitto locally)."""
-
-    enabled: bool = True
-    host: str = "127.0.0.1"
-    port: int = Field(1883, ge=1, le=65535)
-    username: str | None = None
-    password: str | None = None
-    password_file: Path | None = Field(None, description="read the password from this file (keep it 0600)")
-    tls: MqttTls | None = None
-    client_id: str | None = Field(None, description="stable client id prefix; default edge-<serial>")
-    keepalive_s: int = Field(30, ge=5, le=3600)
-    backoff_initial_s: float = Field(0.5, gt=0, le=60)
-    backoff_max_s: float = Field(30.0, gt=0, le=3600)
-    max_payload_bytes: int = Field(65536, ge=64, le=16 * 1024 * 1024)
-
-    def read_password(self) -> str | None:
-        if self.password_file is not None:
-            return self.password_file.read_text(encoding="utf-8").strip()
-        return self.password
-
-
-def check_sensors(sensors: list[SensorConfig], relay_boards: dict[str, Any] | None = None) -> None:
-    seen: set[str] = set()
-    for i, s in enumerate(sensors):
-        if s.id in seen:
-            raise ValueError(f"sensors[{i}]: duplicate id {s.id!r}")
-        seen.add(s.id)
-        if s.modbus is not None and s.modbus.board is not None and relay_boards is not None:
-            b = relay_boards.get(s.modbus.board)
-            if b is None or getattr(b, "type", "") == "gpio":
-                modbus_boards = sorted(n for n, c in relay_boards.items() if getattr(c, "type", "") != "gpio")
-                raise ValueError(f"sensors[{i}] ({s.id}): modbus board {s.modbus.board!r} is not a Modbus board in "
-                                 f"[relays.boards] (have: {', '.join(modbus_boards) or 'none'})")
+        return self.kind_info.binary

@@ -9,8 +9,8 @@ Debounce is "stable for debounce_ms": an edge starts a timer on the loop, every 
 restarts it, and the level is read and reported when it fires. A glitch shorter than the
 window is never reported, and every pin factory (lgpio on the Pi, the mock in tests) behaves
 the same. gpiozero calls back on its own threads: edges are handed to the loop with
-``call_soon_threadsafe``. In simulated mode the pins come from gpiozero's MockFactory
-(``pin.drive_low()/drive_high()`` move them).
+``call_soon_threadsafe``. The pins come from the platform's pin factory; on the simulated
+platform they are mock pins (``pin.drive_low()/drive_high()`` move them).
 """
 
 from __future__ import annotations
@@ -24,26 +24,11 @@ from .config import SensorConfig
 
 log = logging.getLogger("edge.sensors.gpio")
 
-_mock_factory: Any = None
-
-
-def pin_factory(simulated: bool) -> Any:
-    """The gpiozero pin factory: the process-wide MockFactory when simulated, else the default."""
-    global _mock_factory
-    if not simulated:
-        return None
-    if _mock_factory is None:
-        from gpiozero.pins.mock import MockFactory
-
-        _mock_factory = MockFactory()
-    return _mock_factory
-
-
 class GpioInputs:
-    def __init__(self, sensors: list[SensorConfig], feed: Callable[[SensorReading], Any], simulated: bool):
+    def __init__(self, sensors: list[SensorConfig], feed: Callable[[SensorReading], Any], pin_factory: Any = None):
         self.sensors = [s for s in sensors if s.source == "gpio" and s.gpio is not None]
         self.feed = feed
-        self.simulated = simulated
+        self.pin_factory = pin_factory  # the platform's: shared with relays and buttons
         self.devices: dict[str, Any] = {}
         self.errors: dict[str, str] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -61,7 +46,7 @@ class GpioInputs:
         from gpiozero import DigitalInputDevice
 
         self._loop = asyncio.get_running_loop()
-        factory = pin_factory(self.simulated)
+        factory = self.pin_factory
         for s in self.sensors:
             g = s.gpio
             assert g is not None
@@ -107,7 +92,7 @@ class GpioInputs:
         self.feed(SensorReading(s.id, {s.primary_field: self.value_for(s, circuit_closed)}, source="gpio"))
 
     def pin(self, sensor_id: str) -> Any:
-        """The gpiozero pin of an input (a MockPin when simulated)."""
+        """The gpiozero pin of an input (a mock pin on the simulated platform)."""
         return self.devices[sensor_id].pin
 
     def close(self) -> None:

@@ -2,10 +2,11 @@
 sensor field. One poller per board/line; a reading is emitted when a value changes (and once
 at start), so a 200 ms poll does not flood the store.
 
-Reads go through the relay developer's Modbus line (``hw.relays.modbus.ModbusLine``): an input
-on a relay board (``board = "main"``) or on the same serial line / TCP endpoint as one shares
-that board's line, so one transaction at a time is on the wire. Simulated mode reads ``url``
-inputs from an in-memory bank (``SimulatedInputs``).
+Reads go through the platform's Modbus lines (``hw.modbus``): an input on a relay board
+(``board = "main"``) reads through the line that board published, and one on the same serial
+line / TCP endpoint as a board shares that line, so one transaction at a time is on the wire.
+On the simulated platform ``url`` inputs read from its in-memory bank
+(``platform.modbus.bank.set(url, table, address, value)``).
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import asyncio
 import logging
 from collections import defaultdict
 from typing import Any, Callable, Protocol
-from urllib.parse import parse_qs, urlparse
 
+from hw.modbus import LineSpec, ModbusLines
+
+from ..backoff import Backoff
 from ..bus import SensorReading
+from ..interfaces import relay_board_line
 from .config import ModbusInput, SensorConfig
-from .mqtt import Backoff
 
 log = logging.getLogger("edge.sensors.modbus")
 
@@ -29,26 +32,14 @@ class InputTransport(Protocol):
     def close(self) -> None: ...
 
 
-def line_spec(url: str, timeout_s: float = 0.5) -> Any:
+def line_spec(url: str, timeout_s: float = 0.5) -> LineSpec:
     """tcp://host:port, rtu-tcp://host:port or rtu:///dev/ttyUSB0?baudrate=9600&parity=N&stopbits=1."""
-    from hw.relays.modbus import LineSpec
-
-    u = urlparse(url)
-    q = {k: v[-1] for k, v in parse_qs(u.query).items()}
-    if u.scheme == "tcp":
-        return LineSpec("tcp", u.hostname or "127.0.0.1", u.port or 502, framing="tcp", timeout_s=timeout_s)
-    if u.scheme == "rtu-tcp":
-        return LineSpec("tcp", u.hostname or "127.0.0.1", u.port or 4196, framing="rtu", timeout_s=timeout_s)
-    if u.scheme == "rtu":
-        return LineSpec("serial", u.path, framing="rtu", baudrate=int(q.get("baudrate", 9600)), parity=q.get("parity", "N"),
-                        stopbits=int(q.get("stopbits", 1)), timeout_s=timeout_s)
-    raise ValueError(f"modbus url {url!r}: scheme must be tcp, rtu-tcp or rtu")
+    return LineSpec.from_url(url, timeout_s)
 
 
 class LineTransport:
-    """Reads on a ``hw.relays.modbus.ModbusLine``: the relay service's own line when the input
-    is on a relay board or on the same RS485 line (one transaction at a time on the wire, the
-    t3.5 gap kept), else a line of our own."""
+    """Reads on one of the platform's Modbus lines (shared with the relay boards on it: one
+    transaction at a time on the wire, the t3.5 gap kept)."""
 
     def __init__(self, line: Any, release: Callable[[], None] | None = None):
         self.line = line
@@ -75,28 +66,6 @@ class LineTransport:
             self._release = None
 
 
-class SimulatedInputs:
-    """In-memory inputs for simulated mode and tests: ``set(url, table, address, value)``."""
-
-    banks: dict[tuple[str, str, int], int | bool] = {}
-
-    def __init__(self, url: str):
-        self.url = url
-
-    async def connect(self) -> None:
-        return None
-
-    async def read(self, table: str, address: int, device_id: int) -> int | bool:
-        return self.banks.get((self.url, table, address), False if table in ("discrete", "coil") else 0)
-
-    @classmethod
-    def set(cls, url: str, table: str, address: int, value: int | bool) -> None:
-        cls.banks[(url, table, address)] = value
-
-    def close(self) -> None:
-        return None
-
-
 def scale(m: ModbusInput, raw: int | bool) -> float | int:
     v = int(raw)
     if m.signed and v >= 0x8000:
@@ -114,12 +83,10 @@ def value_for(s: SensorConfig, raw: int | bool) -> Any:
 
 
 class ModbusInputs:
-    def __init__(self, sensors: list[SensorConfig], feed: Callable[[SensorReading], Any], simulated: bool,
-                 relays: Callable[[], Any] = lambda: None):
+    def __init__(self, sensors: list[SensorConfig], feed: Callable[[SensorReading], Any], lines: ModbusLines):
         self.sensors = [s for s in sensors if s.source == "modbus" and s.modbus is not None]
         self.feed = feed
-        self.simulated = simulated
-        self.relays = relays
+        self.lines = lines
         self.by_source: dict[str, list[SensorConfig]] = defaultdict(list)
         for s in self.sensors:
             m = s.modbus
@@ -128,29 +95,22 @@ class ModbusInputs:
         self.last: dict[str, Any] = {}
         self.errors: dict[str, str] = {}
         self.polls = 0
-        self._own_pool: Any = None
+        self._board_device: dict[str, int] = {}
 
     def transport(self, source: str) -> InputTransport:
         if source.startswith("board:"):
             name = source[len("board:"):]
-            relays = self.relays()
-            rt = getattr(relays, "boards", {}).get(name) if relays is not None else None
-            line = getattr(getattr(rt, "board", None), "line", None)
-            if line is None:
+            found = self.lines.named(relay_board_line(name))
+            if found is None:
                 raise ConnectionError(f"relay board {name!r} is not a running Modbus board")
+            line, device_id = found
+            self._board_device[source] = device_id
             return LineTransport(line)
-        if self.simulated:
-            return SimulatedInputs(source)
-        relays = self.relays()
-        pool = getattr(relays, "pool", None)
-        if pool is None:
-            if self._own_pool is None:
-                from hw.relays.modbus import LinePool
-
-                self._own_pool = LinePool()
-            pool = self._own_pool
-        line = pool.get(line_spec(source))
-        return LineTransport(line, lambda: pool.release(line))
+        spec = line_spec(source)
+        line = self.lines.input_line(spec)
+        if line is self.lines.lines.get(spec.key):
+            return LineTransport(line, lambda: self.lines.release(line))
+        return LineTransport(line)
 
     async def run(self) -> None:
         if not self.by_source:
@@ -162,11 +122,7 @@ class ModbusInputs:
     def _device_id(self, source: str, m: ModbusInput) -> int:
         if m.device_id is not None:
             return m.device_id
-        if source.startswith("board:"):
-            relays = self.relays()
-            rt = getattr(relays, "boards", {}).get(source[len("board:"):]) if relays is not None else None
-            return int(getattr(getattr(rt, "board", None), "device_id", 1))
-        return 1
+        return self._board_device.get(source, 1)
 
     async def _poll(self, source: str, sensors: list[SensorConfig]) -> None:
         period = min(s.modbus.poll_ms for s in sensors) / 1000  # type: ignore[union-attr]

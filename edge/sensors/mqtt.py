@@ -11,82 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-import ssl
 import time
 from typing import Any, Callable
 
 import aiomqtt
 
-from .config import MqttConfig
+from ..backoff import Backoff
+from ..mqtt.client import dispatching_queue, make_client, raise_if_cancelling, tls_context
+from ..mqtt.config import MqttConfig
 
 log = logging.getLogger("edge.mqtt")
-
-
-def raise_if_cancelling() -> None:
-    """Re-raise a cancellation that an inner ``asyncio.wait_for`` swallowed.
-
-    On Python 3.11, ``asyncio.wait_for`` (used inside aiomqtt for connect, subscribe and
-    publish) returns the result instead of raising when the awaited thing completes in the
-    same loop iteration as a cancel; the task is then "cancelling" but runs on, and a service
-    stop waits forever for it. Called after each such await.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
-
-
-class Backoff:
-    """Exponential backoff with jitter: initial, x2 per failure, capped; reset on success."""
-
-    def __init__(self, initial: float, maximum: float):
-        self.initial = initial
-        self.maximum = maximum
-        self.current = initial
-
-    def next(self) -> float:
-        delay = self.current * random.uniform(0.5, 1.0)
-        self.current = min(self.current * 2, self.maximum)
-        return delay
-
-    def reset(self) -> None:
-        self.current = self.initial
-
-
-def tls_context(cfg: MqttConfig) -> ssl.SSLContext | None:
-    if cfg.tls is None:
-        return None
-    t = cfg.tls
-    ctx = ssl.create_default_context(cafile=str(t.ca_file) if t.ca_file else None)
-    if t.cert_file:
-        ctx.load_cert_chain(str(t.cert_file), str(t.key_file) if t.key_file else None)
-    if t.insecure:
-        ctx.check_hostname = False
-    return ctx
-
-
-def dispatching_queue(handler: Callable[[aiomqtt.Message], object]) -> type[asyncio.Queue[aiomqtt.Message]]:
-    """An aiomqtt ``queue_type`` that hands each message to ``handler`` as paho delivers it
-    (on the loop, inside the socket read) instead of queueing it for ``async for``: no task
-    and no loop iteration per message on the hot path."""
-
-    class DispatchQueue(asyncio.Queue):  # type: ignore[type-arg]
-        def put_nowait(self, item: aiomqtt.Message) -> None:
-            handler(item)
-
-    return DispatchQueue
-
-
-def make_client(cfg: MqttConfig, identifier: str, *, clean_session: bool, will: aiomqtt.Will | None = None,
-                ssl_ctx: ssl.SSLContext | None = None, password: str | None = None,
-                queue_type: type[asyncio.Queue[aiomqtt.Message]] | None = None) -> aiomqtt.Client:
-    return aiomqtt.Client(
-        cfg.host, cfg.port,
-        username=cfg.username, password=password if password is not None else cfg.read_password(),
-        identifier=identifier, clean_session=clean_session, will=will,
-        keepalive=cfg.keepalive_s, tls_context=ssl_ctx, timeout=10,
-        max_queued_incoming_messages=100_000, queue_type=queue_type,
-    )
 
 
 class MqttIngest:

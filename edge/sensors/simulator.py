@@ -1,4 +1,4 @@
-"""Demo only (``edge demo`` / ctx.simulated): realistic readings so the dashboard moves.
+"""Demo only (``edge demo``, on the simulated platform): realistic readings so the dashboard moves.
 
 MQTT sensors get payloads in their adapter's own format published to the broker (so the
 whole ingest path runs), GPIO inputs get their mock pins driven, Modbus inputs their
@@ -17,9 +17,10 @@ from typing import Any
 
 import aiomqtt
 
-from .config import MqttConfig, SensorConfig
-from .mqtt import Backoff, make_client, raise_if_cancelling
-from .modbus import SimulatedInputs
+from ..backoff import Backoff
+from ..mqtt.client import make_client, raise_if_cancelling
+from ..mqtt.config import MqttConfig
+from .config import SensorConfig
 
 log = logging.getLogger("edge.sensors.sim")
 
@@ -31,12 +32,13 @@ _ZW_LABEL = {"temperature": "Temperature", "humidity": "Humidity", "contact": "D
 
 class Simulator:
     def __init__(self, sensors: list[SensorConfig], mqtt: MqttConfig, identifier: str, hands_off: set[str],
-                 gpio: Any = None, period_s: float = 3.0, ready: asyncio.Event | None = None):
+                 gpio: Any = None, period_s: float = 3.0, ready: asyncio.Event | None = None, bank: Any = None):
         self.sensors = sensors
         self.mqtt = mqtt
         self.identifier = identifier
         self.hands_off = hands_off
         self.gpio = gpio
+        self.bank = bank  # the simulated platform's Modbus input bank
         self.period_s = period_s
         self.ready = ready  # set once the ingest subscribed (its first readings are not lost)
         self.rng = random.Random()
@@ -117,10 +119,10 @@ class Simulator:
             pin = self.gpio.pin(s.id)
             # with a pull-up the closed contact pulls the pin low
             (pin.drive_low if closed == s.gpio.pull_up else pin.drive_high)()
-        elif s.source == "modbus" and s.modbus is not None and s.modbus.url is not None:
+        elif s.source == "modbus" and s.modbus is not None and s.modbus.url is not None and self.bank is not None:
             m = s.modbus
             raw: Any = bool(v) != m.invert if isinstance(v, bool) else int(round((v - m.offset) / (m.scale or 1)))
-            SimulatedInputs.set(m.url, m.table, m.address, raw)
+            self.bank.set(m.url, m.table, m.address, raw)
 
     async def _send(self, client: aiomqtt.Client | None, s: SensorConfig, v: Any) -> None:
         self.values[s.id] = v

@@ -11,22 +11,9 @@ import logging
 from typing import Any, Callable
 
 from ..bus import Bus, SensorChanged, SensorReading
+from ..interfaces import record
 
 log = logging.getLogger("edge.sensors")
-
-
-def _log_failure(fut: Any) -> None:
-    if fut.cancelled():
-        return
-    exc = fut.exception()  # retrieved here; the store itself logs every failure
-    if exc is not None:
-        log.debug("store refused a record: %s", exc)
-
-
-def record(fut: Any) -> None:
-    """Attach a logger to a store future nobody awaits (so a failure is seen, not swallowed)."""
-    if fut is not None and hasattr(fut, "add_done_callback"):
-        fut.add_done_callback(_log_failure)
 
 
 class StateTracker:

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from hw.buttons import NAMES as BUTTON_NAMES
 from hw.buttons import ButtonEvent, Buttons
-from hw.lcd import open_lcd
+from hw.lcd import Lcd
 
 from .. import __version__
 from .. import config as config_mod
@@ -33,9 +33,11 @@ from .. import credentials as credentials_mod
 from .. import paths
 from ..bus import Alarm, ComponentHealth, RelayChanged, SensorChanged, SensorReading
 from ..component import Component, Health
+from ..interfaces import RELAYS, VIDEO
 from . import menu as m
-from .network import NetSettings, Nmcli, SimulatedNetwork, change
-from .system import RealSystem, SimulatedSystem, keep_factory_copy
+from hw.system import keep_factory_copy
+
+from .network import NetSettings, change, settings_from_config
 
 log = logging.getLogger("edge.setup")
 
@@ -61,28 +63,15 @@ class SetupComponent(Component):
         self.clock = clock
         cfg = ctx.config.lcd
         self.cfg = cfg
-        simulated = bool(ctx.simulated)
-        driver = cfg.driver if cfg.driver != "auto" else ("simulated" if simulated else "pcf8574")
-        self.lcd, self.sim_display = open_lcd(driver, address=cfg.address, cols=cfg.cols, rows=cfg.rows,
-                                              i2c_bus=cfg.i2c_bus, backlight_timeout_s=cfg.backlight_timeout_s,
-                                              clock=clock)
+        platform = ctx.platform
+        display, self.sim_display = platform.char_display(cfg.driver, i2c_bus=cfg.i2c_bus, address=cfg.address,
+                                                          cols=cfg.cols, rows=cfg.rows)
+        self.lcd = Lcd(display, cfg.cols, cfg.rows, cfg.backlight_timeout_s, clock)
         ncfg = ctx.config.network
-        ndriver = ncfg.driver if ncfg.driver != "auto" else ("simulated" if simulated else "nmcli")
-        if network is not None:
-            self.network = network
-        elif ndriver == "simulated":
-            self.network = SimulatedNetwork(NetSettings(ncfg.mode, ncfg.address, ncfg.gateway, tuple(ncfg.dns)))
-        else:
-            self.network = Nmcli(ncfg.interface, ncfg.connection)
-        if system is not None:
-            self.system = system
-        elif simulated:
-            # the demo's broker keeps its files under the data dir too
-            self.system = SimulatedSystem(ctx.data_dir, ctx.config_path, on_reboot=self._simulated_reboot,
-                                          keep=("mosquitto",))
-        else:
-            self.system = RealSystem(ctx.data_dir, ctx.config_path)
-        self.simulated_buttons = simulated
+        self.network = network or platform.network(ncfg.driver, ncfg.interface, ncfg.connection,
+                                                     settings_from_config(ncfg))
+        # a simulated reboot (the demo) goes back to the home screen
+        self.system = system or platform.system(ctx.data_dir, ctx.config_path, on_reboot=self._simulated_reboot)
         self.buttons: Buttons | None = None
         self.buttons_error = ""
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -96,7 +85,6 @@ class SetupComponent(Component):
         self.menu = m.Menu(self.data, cfg.cols, cfg.rows, home_cycle_s=cfg.home_cycle_s,
                            menu_timeout_s=cfg.menu_timeout_s, now=clock())
         ctx.credentials.listeners.append(self._on_credentials)
-        ctx.extras["setup"] = self
         ctx.web.router.add_get("/api/lcd", self._http_lcd)
         ctx.web.router.add_post("/api/buttons/{name}", self._http_button)
         ctx.web.router.add_get("/panel", self._http_panel)
@@ -147,7 +135,7 @@ class SetupComponent(Component):
 
     def _refresh_links(self) -> None:
         problems = list(self._health_problems.values())
-        relays = self.ctx.extras.get("relays")
+        relays = self.ctx.registry.get(RELAYS)
         if relays is not None:
             try:
                 for info in relays.describe():
@@ -172,7 +160,7 @@ class SetupComponent(Component):
                 log.debug("network status: %s", exc)
                 ip = ""
             self.data.ip = ip or await asyncio.to_thread(primary_ip)
-            video = self.ctx.extras.get("video")
+            video = self.ctx.registry.get(VIDEO)
             if video is not None:
                 try:
                     bound = getattr(getattr(self.ctx.config, "video", None), "rtsp_host", "") or ""
@@ -180,7 +168,7 @@ class SetupComponent(Component):
                     self.data.rtsp_url = video.stream_uri(host)  # the address it listens on, e.g. 127.0.0.1 in the demo
                 except Exception as exc:  # noqa: BLE001
                     self.data.rtsp_url = f"error: {exc}"
-            relays = self.ctx.extras.get("relays")
+            relays = self.ctx.registry.get(RELAYS)
             if relays is not None:
                 try:
                     self.data.relays = list(relays.names())
@@ -200,10 +188,7 @@ class SetupComponent(Component):
         kw = dict(loop=loop, bounce_s=bcfg.bounce_ms / 1000, hold_s=bcfg.hold_s)
         if self.buttons is None:
             try:
-                if self.simulated_buttons:
-                    self.buttons = Buttons.simulated_twin(pins, self._on_button, **kw)
-                else:
-                    self.buttons = Buttons(pins, self._on_button, **kw)
+                self.buttons = Buttons(pins, self._on_button, pin_factory=self.ctx.platform.pin_factory, **kw)
                 self.buttons_error = ""
             except Exception as exc:  # noqa: BLE001 - the LCD still informs without buttons
                 self.buttons_error = f"{type(exc).__name__}: {exc}"
@@ -309,7 +294,7 @@ class SetupComponent(Component):
             log.warning("credentials rotated from the front panel")
             return "", ""  # the new password is shown until confirmed
         if isinstance(action, m.Pulse):
-            relays = ctx.extras.get("relays")
+            relays = ctx.registry.get(RELAYS)
             if relays is None:
                 return action.relay, "no relay service"
             res = await relays.pulse(action.relay, self.cfg.relay_test_pulse_ms, source="front-panel")
@@ -367,7 +352,7 @@ class SetupComponent(Component):
     # ---- web ---------------------------------------------------------------------------------------
     def screen(self) -> dict[str, Any]:
         return {"lines": self.lcd.text(), "backlight": self.lcd.backlight, "cols": self.cfg.cols,
-                "rows": self.cfg.rows, "buttons": "simulated" if self.simulated_buttons else "hardware"}
+                "rows": self.cfg.rows, "buttons": "simulated" if self.buttons is not None and self.buttons.simulated else "hardware"}
 
     async def _http_lcd(self, request: web.Request) -> web.Response:
         return web.json_response(self.screen())
@@ -376,7 +361,7 @@ class SetupComponent(Component):
         name = request.match_info["name"]
         if name not in BUTTON_NAMES:
             return web.json_response({"error": f"unknown button {name!r}; buttons are {', '.join(BUTTON_NAMES)}"}, status=404)
-        if not self.simulated_buttons or self.buttons is None:
+        if self.buttons is None or not self.buttons.simulated:
             return web.json_response({"error": "the buttons are real hardware here; press them on the box"}, status=409)
         raw = request.query.get("hold_s", "0")
         try:

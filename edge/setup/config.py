@@ -7,13 +7,13 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..config import Section
+from ..section import Section
 
 
 class LcdConfig(Section):
     enabled: bool = Field(True, description="drive the front-panel LCD and buttons")
     driver: Literal["auto", "pcf8574", "simulated"] = Field(
-        "auto", description="auto: simulated in `edge demo`/--simulated, else the PCF8574 I2C backpack")
+        "auto", description="auto: the platform's (simulated in `edge demo`/--simulated, else the PCF8574 I2C backpack)")
     i2c_bus: int = Field(1, ge=0, le=31, description="/dev/i2c-N")
     address: int = Field(0x27, ge=0x03, le=0x77, description="I2C address of the backpack (0x27 or 0x3F usually)")
     cols: Literal[16, 20] = 16
@@ -44,7 +44,7 @@ class ButtonsConfig(Section):
 class NetworkConfig(Section):
     """What the installer set on the LCD; NetworkManager (nmcli) is told and keeps it."""
 
-    driver: Literal["auto", "nmcli", "simulated"] = Field("auto", description="auto: simulated in the demo, else nmcli")
+    driver: Literal["auto", "nmcli", "simulated"] = Field("auto", description="auto: the platform's (simulated in the demo, else nmcli)")
     interface: str = Field("eth0", min_length=1)
     connection: str = Field("", description="NetworkManager connection name; empty: the one active on the interface")
     mode: Literal["dhcp", "static"] = "dhcp"

@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 
 from ..component import Component, Health
+from ..interfaces import STORE
 from .store import Store, StoreStats
 
 log = logging.getLogger("edge.store")
@@ -48,7 +49,7 @@ class StoreComponent(Component):
                       on_batch=self._publish)
         await store.start()
         self.store = store
-        self.ctx.store = store
+        self.ctx.registry.provide(STORE, store)
         log.info("store open: %s", self.path)
 
     async def run(self) -> None:

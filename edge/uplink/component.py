@@ -21,8 +21,10 @@ import aiomqtt
 
 from ..bus import Alarm, RelayChanged, SensorChanged
 from ..component import Component, Health
-from ..sensors.mqtt import Backoff, make_client, raise_if_cancelling, tls_context
-from ..sensors.state import record
+from ..backoff import Backoff
+from ..context import Context
+from ..interfaces import RELAYS, record
+from ..mqtt.client import make_client, raise_if_cancelling, tls_context
 from .commands import BadCommand, Command, parse_ha_command, parse_json_command
 from .discovery import discovery_messages
 from .topics import Topics
@@ -67,7 +69,6 @@ class Uplink(Component):
 
         self.m_sent = Counter("edge_uplink_sent", "Outbox messages acknowledged by the broker", registry=r)
         self.m_connected = Gauge("edge_uplink_connected", "1 while the uplink is connected to the broker", registry=r)
-        ctx.extras["uplink"] = self
 
     # ---- bus -> outbox ------------------------------------------------------------------
     def messages_for(self, ev: Any) -> list[tuple[str, bytes, bool]]:
@@ -194,7 +195,7 @@ class Uplink(Component):
         task.add_done_callback(self.tasks.discard)
 
     async def _execute(self, client: aiomqtt.Client, cmd: Command, topic: str) -> None:
-        relays = self.ctx.extras.get("relays")
+        relays = self.ctx.registry.get(RELAYS)
         source = "mqtt"
         if relays is None:
             reply = {"id": cmd.id, "ok": False, "relay": cmd.relay, "command": cmd.action, "error": "no relay service"}
@@ -232,7 +233,7 @@ class Uplink(Component):
         await client.publish(t.availability, b"online", qos=1, retain=True)
         raise_if_cancelling()
         if self.cfg.discovery:
-            relays = self.ctx.extras.get("relays")
+            relays = self.ctx.registry.get(RELAYS)
             names = list(relays.names()) if relays is not None else []
             for topic, payload in discovery_messages(t, self.cfg.discovery_prefix, self.ctx.config.site.name,
                                                      self.ctx.config.sensors, names):

@@ -18,7 +18,7 @@ import re
 
 from pydantic import Field, field_validator
 
-from ..config import Section
+from ..section import Section
 
 _LEVEL = re.compile(r"^[^#+/\x00]{1,64}$")
 

@@ -9,9 +9,6 @@ from typing import Any, Iterable
 from ..sensors.config import SensorConfig
 from .topics import Topics
 
-BINARY_CLASS = {"contact": "door", "motion": "motion", "leak": "moisture", "smoke": "smoke", "vibration": "vibration",
-                "co": "carbon_monoxide", "tamper": "tamper"}
-NUMERIC = {"temperature": ("temperature", "°C"), "humidity": ("humidity", "%")}
 
 
 def _device(t: Topics, site: str) -> dict[str, Any]:
@@ -28,14 +25,15 @@ def sensor_config(t: Topics, site: str, s: SensorConfig) -> tuple[str, dict[str,
     field = s.primary_field
     cfg = _common(t, site, uid, s.name)
     cfg["state_topic"] = t.sensor(s.id)
+    kind = s.kind_info
     if s.binary:
-        # HA's "on" means open / detected: a door is on when contact (closed) is false
-        on = "false" if s.kind == "contact" else "true"
-        cfg.update(device_class=BINARY_CLASS.get(s.kind), payload_on="ON", payload_off="OFF",
+        # HA's "on" means open / detected: on when the field has the kind's alarm value
+        on = "true" if kind.alarm_value is True else "false"
+        cfg.update(device_class=kind.ha_device_class, payload_on="ON", payload_off="OFF",
                    value_template="{{ 'ON' if (value_json.%s | string | lower) == '%s' else 'OFF' }}" % (field, on))
         comp = "binary_sensor"
     else:
-        dc, unit = NUMERIC.get(s.kind, (None, s.unit or None))
+        dc, unit = kind.ha_device_class, kind.unit or None
         cfg.update(value_template="{{ value_json.%s }}" % field, state_class="measurement")
         if dc:
             cfg["device_class"] = dc

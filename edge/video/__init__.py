@@ -1,6 +1,6 @@
 """The dashboard served as an RTSP camera (GStreamer + gst-rtsp-server through python3-gi).
 
-Contract for other components (ONVIF, web), registered as ``ctx.extras["video"]``:
+Contract for other components (ONVIF, web), provided as ``interfaces.VIDEO``:
 
     video.stream_uri(host) -> "rtsp://host:port/mount"   (no credentials in it)
     video.snapshot_path    -> "/snapshot.jpg"            (on ctx.web, needs credentials)

@@ -7,7 +7,7 @@
   the supervisor restarts the component (``start`` tears the old one down first) and clients
   reconnect. Its state is in /metrics (``edge_video_*``).
 - Snapshot: the latest frame as JPEG on ``ctx.web`` (credentials required), also for ONVIF.
-- Registered as ``ctx.extras["video"]`` (see edge/video/__init__.py for the contract).
+- Provided as ``interfaces.VIDEO`` (see edge/video/__init__.py for the contract).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from ..bus import Alarm, ComponentHealth, SensorChanged
 from ..component import Component, Health
 from ..dashboard.model import Dashboard
 from ..dashboard.render import Renderer
+from ..interfaces import VIDEO
 from . import VideoProfile
 
 log = logging.getLogger("edge.video")
@@ -84,7 +85,7 @@ class VideoComponent(Component):
         self._state = "starting"
         ctx.web.router.add_get(SNAPSHOT_PATH, self._snapshot_handler)
         ctx.credentials.listeners.append(self._credentials_rotated)
-        ctx.extras["video"] = self
+        ctx.registry.provide(VIDEO, self)
 
     # ---- the contract -------------------------------------------------------------
     @property

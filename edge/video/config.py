@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from ..config import Section
+from ..section import Section
 
 ENCODERS = ("auto", "x264", "v4l2h264enc", "pyav-v4l2m2m", "pyav-x264")
 

@@ -1,8 +1,8 @@
 """The HTTP server (aiohttp): /healthz, /metrics, and whatever routes components add.
 
-Every route needs the device credentials (HTTP Digest or Basic) unless it is registered in
-``ctx.extras['web_open_paths']`` because its protocol requires it open (ONVIF's pre-auth
-calls check their own WS-Security). Components add their routes to ``ctx.web`` while they
+Every route needs the device credentials (HTTP Digest or Basic) unless it is in
+``ctx.open_paths`` because its protocol requires it open (ONVIF's pre-auth calls check their
+own WS-Security). Components add their routes to ``ctx.web`` while they
 are built; the server starts last so all routes exist.
 """
 
@@ -14,14 +14,13 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from .auth import HttpAuth
-from .component import Component
+from ..auth import HttpAuth
+from ..component import Component
+from ..context import Context
 
 log = logging.getLogger("edge.web")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-OPEN_PATHS_KEY = "web_open_paths"
 
 
 def make_app(auth: HttpAuth, open_paths: set[str]) -> web.Application:
@@ -40,7 +39,7 @@ def make_app(auth: HttpAuth, open_paths: set[str]) -> web.Application:
 class WebComponent(Component):
     name = "web"
 
-    def __init__(self, ctx: Any, supervisor_ref: Callable[[], Any]):
+    def __init__(self, ctx: Context, supervisor_ref: Callable[[], Any]):
         super().__init__()
         self.ctx = ctx
         self.supervisor_ref = supervisor_ref

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Awaitable, Callable, Iterable, Protocol
 
-log = logging.getLogger("edge.setup.system")
+log = logging.getLogger("hw.system")
 
 
 def factory_copy_path(config_path: Path) -> Path:

@@ -1,21 +1,9 @@
 """Rules: a sensor's state change -> actions, decided in memory, relays driven at once.
 
-    [[rules]]
-    name = "front-door"
-    sensor = "front_door"          # field defaults to the sensor kind's (contact for a door)
-    equals = false                 # the condition; default: the kind's alarm value (door open,
-                                   # motion, leak, smoke... true); or above/below for numbers
-    door_prop_s = 30               # open longer than this -> its own alarm, cleared on close
-    actions = [
-      { pulse = "siren", ms = 2000 },     # pulse a relay when the condition becomes true
-      { follow = "porch_light" },         # relay on while true, off when false (invert = true flips)
-      { latch = "buzzer" },               # relay on when true; stays on until commanded off
-      { alarm = "Front door opened" },    # Alarm on the bus while true, cleared when false
-    ]
-
-Only edges fire (a repeated report changes nothing). A sensor whose state is unknown counts
-as "condition false", so the first "open" after start fires. Relay actions are started as
-tasks at once; their outcome (CommandResult) is recorded in the store with the rule firing.
+The config (``edge.rules.config``) says what to do; this engine does it. Only edges fire (a
+repeated report changes nothing). A sensor whose state is unknown counts as "condition
+false", so the first "open" after start fires. Relay actions are started as tasks at once;
+their outcome (CommandResult) is recorded in the store with the rule firing.
 """
 
 from __future__ import annotations
@@ -23,78 +11,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, model_validator
-
-from .bus import Alarm, SensorChanged
-from .component import Component, Health
-from .config import Section
-from .sensors.config import PRIMARY_FIELD, SensorConfig
-from .sensors.state import record
+from .. import kinds
+from ..bus import Alarm, SensorChanged
+from ..component import Component, Health
+from ..context import Context
+from ..interfaces import RELAYS, RULES, record
+from ..sensors.config import SensorConfig
+from .config import RuleAction, RuleConfig
 
 log = logging.getLogger("edge.rules")
-
-# the value of a kind's primary field that means "alarm"
-ALARM_VALUE: dict[str, Any] = {"contact": False, "motion": True, "leak": True, "smoke": True, "vibration": True,
-                               "co": True, "tamper": True}
-
-
-class RuleAction(Section):
-    pulse: str | None = Field(None, description="relay to pulse when the condition becomes true")
-    ms: int = Field(1000, ge=1, le=3_600_000, description="pulse length")
-    follow: str | None = Field(None, description="relay that follows the condition")
-    invert: bool = False
-    latch: str | None = Field(None, description="relay switched on (and left on) when the condition becomes true")
-    alarm: str | None = Field(None, description="alarm message raised while the condition is true")
-    kind: str = Field("", description="alarm kind (default: the sensor kind)")
-
-    @model_validator(mode="after")
-    def _one(self) -> "RuleAction":
-        set_ = [k for k in ("pulse", "follow", "latch", "alarm") if getattr(self, k) is not None]
-        if len(set_) != 1:
-            raise ValueError("an action is exactly one of pulse, follow, latch, alarm (e.g. { pulse = \"siren\", ms = 2000 })")
-        return self
-
-    @property
-    def type(self) -> str:
-        return next(k for k in ("pulse", "follow", "latch", "alarm") if getattr(self, k) is not None)
-
-    @property
-    def relay(self) -> str | None:
-        return self.pulse or self.follow or self.latch
-
-
-class RuleConfig(Section):
-    name: str = ""
-    sensor: str
-    field: str | None = None
-    equals: bool | int | float | str | None = None
-    above: float | None = None
-    below: float | None = None
-    door_prop_s: float | None = Field(None, gt=0, le=86400)
-    door_prop_message: str = ""
-    actions: list[RuleAction] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _check(self) -> "RuleConfig":
-        if self.equals is not None and (self.above is not None or self.below is not None):
-            raise ValueError("use either equals or above/below")
-        if not self.actions and self.door_prop_s is None:
-            raise ValueError("a rule needs actions or door_prop_s")
-        return self
-
-
-def check_rules(rules: list[RuleConfig], sensors: list[SensorConfig]) -> None:
-    ids = {s.id for s in sensors}
-    names: set[str] = set()
-    for i, r in enumerate(rules):
-        if r.sensor not in ids:
-            raise ValueError(f"rules[{i}]: sensor {r.sensor!r} is not in [[sensors]] (have: {', '.join(sorted(ids)) or 'none'})")
-        n = r.name or f"{r.sensor}-{i}"
-        if n in names:
-            raise ValueError(f"rules[{i}]: duplicate rule name {n!r}")
-        names.add(n)
 
 
 class Rule:
@@ -102,7 +29,7 @@ class Rule:
         self.cfg = cfg
         self.sensor = sensor
         self.name = cfg.name or f"{cfg.sensor}-{index}"
-        self.field = cfg.field or sensor.field or PRIMARY_FIELD[sensor.kind]
+        self.field = cfg.field or sensor.primary_field
         self.active = False
         self.since = 0.0
         self.prop_handle: asyncio.TimerHandle | None = None
@@ -118,7 +45,7 @@ class Rule:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 return False
             return (c.above is None or v > c.above) and (c.below is None or v < c.below)
-        want = c.equals if c.equals is not None else ALARM_VALUE.get(self.sensor.kind, True)
+        want = c.equals if c.equals is not None else kinds.get(self.sensor.kind).alarm_value
         if isinstance(want, bool) or isinstance(v, bool):
             return isinstance(v, bool) and isinstance(want, bool) and v == want
         return v == want
@@ -135,7 +62,7 @@ class Rule:
 class RulesEngine(Component):
     name = "rules"
 
-    def __init__(self, ctx: Any):
+    def __init__(self, ctx: Context):
         super().__init__()
         self.ctx = ctx
         sensors = {s.id: s for s in ctx.config.sensors}
@@ -143,18 +70,16 @@ class RulesEngine(Component):
         self.by_sensor: dict[str, list[Rule]] = {}
         for r in self.rules:
             self.by_sensor.setdefault(r.sensor.id, []).append(r)
-        self.tasks: set[asyncio.Task[Any]] = set()
         self.alarms: dict[str, Alarm] = {}
         self.failures = 0
         # subscribed now, before any producer starts: no state change is missed
         self.sub: Any = ctx.bus.subscribe(SensorChanged, maxsize=100_000, name="rules")
-        ctx.extras["rules"] = self
+        ctx.registry.provide(RULES, self)
 
     # ---- the hot path ----------------------------------------------------------------
-    def attach(self, tracker: Any) -> None:
-        """Take changes straight from the sensors' state tracker instead of the bus queue:
-        the relay command starts in the same loop iteration the message was decoded in."""
-        tracker.listeners.append(self.on_change)
+    def attached(self) -> None:
+        """The sensors' state tracker now calls ``on_change`` directly (instead of the bus
+        queue): the relay command starts in the same loop iteration the message was decoded in."""
         if self.sub is not None:
             self.sub.close()
             self.sub = None
@@ -182,7 +107,7 @@ class RulesEngine(Component):
             return
         if t in ("pulse", "latch") and not active:
             return
-        relays = self.ctx.extras.get("relays")
+        relays = self.ctx.registry.get(RELAYS)
         assert action.relay is not None
         source = f"rule:{rule.name}"
         if relays is None:
@@ -194,12 +119,10 @@ class RulesEngine(Component):
             coro = relays.set(action.relay, True, source=source)
         else:
             coro = relays.set(action.relay, active != action.invert, source=source)
-        task = asyncio.ensure_future(coro)  # drives the relay now; nothing here waits for it
-        self.tasks.add(task)
+        task = self.spawn(coro, name=f"rule-action:{rule.name}")  # drives the relay now; nothing waits for it
         task.add_done_callback(lambda tk: self._action_done(tk, rule, action, trigger))
 
     def _action_done(self, task: asyncio.Task[Any], rule: Rule, action: RuleAction, trigger: dict[str, Any]) -> None:
-        self.tasks.discard(task)
         if task.cancelled():
             self._record_firing(rule, action, trigger, ok=False, latency_ms=0.0, error="cancelled")
             return
@@ -275,8 +198,8 @@ class RulesEngine(Component):
         for r in self.rules:
             if r.prop_handle is not None:
                 r.prop_handle.cancel()
-        if self.tasks:
-            await asyncio.wait(list(self.tasks), timeout=2)
+        if self.spawned:  # relay commands under way finish (and are recorded)
+            await asyncio.wait(self.spawned, timeout=2)
         if self.sub is not None:
             self.sub.close()
 

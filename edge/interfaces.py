@@ -1,0 +1,147 @@
+"""The declared interfaces between components, and the registry keys they are found under.
+
+Component packages do not import each other (an import-linter contract in pyproject.toml
+checks it); a component that needs another asks the registry for the interface declared
+here, e.g. ``ctx.registry.get(RELAYS)`` -> ``RelayControl``. The shared vocabulary of values
+crossing these interfaces (``CommandResult``, ``RelayInfo``) lives here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from .bus import SensorChanged
+from .registry import Key
+
+
+# ---- relays --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CommandResult:
+    """What every relay command answers (never an exception)."""
+
+    ok: bool
+    relay: str
+    command: str
+    latency_ms: float
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class RelayInfo:
+    name: str
+    board: str
+    channel: int  # relay number on the board (the BCM pin on a gpio board)
+    mode: str
+    on: bool | None  # None: not known (board not reached yet)
+    reachable: bool
+    faulted: bool
+    safe_state: str
+    label: str = ""
+    pulse_ms: int = 0
+    detail: str = ""  # why it is unreachable / faulted
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def relay_board_line(board: str) -> str:
+    """The name a Modbus relay board's line is published under on the platform
+    (``platform.modbus.named(...)``): Modbus inputs on that board read through it."""
+    return f"relay board {board}"
+
+
+@runtime_checkable
+class RelayControl(Protocol):
+    """Driving relays: the relay service, for rules, the uplink, ONVIF, the front panel and
+    the HTTP API. ``ms=None`` pulses for the channel's own ``pulse_ms``."""
+
+    def names(self) -> list[str]: ...
+
+    def state(self, name: str) -> bool | None: ...
+
+    def describe(self) -> list[RelayInfo]: ...
+
+    async def pulse(self, name: str, ms: int | None = None, source: str = "") -> CommandResult: ...
+
+    async def set(self, name: str, on: bool, source: str = "") -> CommandResult: ...
+
+
+# ---- the store -------------------------------------------------------------------------
+class EventStore(Protocol):
+    """The SQLite store as the other components use it (``edge.store`` implements it). Every
+    call returns at once; the future resolves when the row is committed."""
+
+    def record_event(self, kind: str, source: str, payload: dict[str, Any],
+                     ts: float | None = None) -> "asyncio.Future[int]": ...
+
+    def set_state(self, sensor: str, state: dict[str, Any], ts: float | None = None) -> "asyncio.Future[Any]": ...
+
+    def audit_relay(self, relay: str, command: str, outcome: str, latency_ms: float, detail: str = "",
+                    ts: float | None = None) -> "asyncio.Future[int]": ...
+
+    def outbox_put(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> "asyncio.Future[int]": ...
+
+    async def outbox_peek(self, limit: int) -> list[Any]: ...
+
+    async def outbox_ack(self, ids: list[int]) -> None: ...
+
+    async def flush(self) -> None: ...
+
+
+def _log_failure(fut: "asyncio.Future[Any]") -> None:
+    if fut.cancelled():
+        return
+    exc = fut.exception()  # retrieved here; the store itself logs every failure
+    if exc is not None:
+        logging.getLogger("edge.store").debug("store refused a record: %s", exc)
+
+
+def record(fut: "asyncio.Future[Any] | None") -> None:
+    """Attach a logger to a store future nobody awaits (so a failure is seen, not swallowed)."""
+    if fut is not None and hasattr(fut, "add_done_callback"):
+        fut.add_done_callback(_log_failure)
+
+
+# ---- sensors and rules -----------------------------------------------------------------
+class SensorStates(Protocol):
+    """The sensors' current merged state, by sensor id."""
+
+    def state(self, sensor: str) -> dict[str, Any]: ...
+
+
+class ChangeHook(Protocol):
+    """Takes sensor changes straight from the state tracker (the rules engine: the relay
+    command starts in the loop iteration the message was decoded in)."""
+
+    def on_change(self, ev: SensorChanged) -> None: ...
+
+    def attached(self) -> None:
+        """The hook now gets every change from the tracker (it may stop reading the bus)."""
+
+
+# ---- video ---------------------------------------------------------------------------------
+class VideoSource(Protocol):
+    """The dashboard camera, for ONVIF, the front panel and the web."""
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def profiles(self) -> list[Any]: ...
+
+    snapshot_path: str
+
+    def stream_uri(self, host: str) -> str: ...
+
+    async def snapshot_jpeg(self) -> bytes: ...
+
+
+# ---- registry keys ---------------------------------------------------------------------
+STORE: Key[EventStore] = Key("store")
+RELAYS: Key[RelayControl] = Key("relays")
+SENSORS: Key[SensorStates] = Key("sensors")
+RULES: Key[ChangeHook] = Key("rules")
+VIDEO: Key[VideoSource] = Key("video")

@@ -1,0 +1,61 @@
+"""The MQTT client as the ingest, the uplink and the demo's simulator make it (aiomqtt): one
+broker config (``[mqtt]``), TLS, credentials, and the helpers every MQTT loop needs."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Callable
+
+import aiomqtt
+
+from .config import MqttConfig
+
+
+def raise_if_cancelling() -> None:
+    """Re-raise a cancellation that an inner ``asyncio.wait_for`` swallowed.
+
+    On Python 3.11, ``asyncio.wait_for`` (used inside aiomqtt for connect, subscribe and
+    publish) returns the result instead of raising when the awaited thing completes in the
+    same loop iteration as a cancel; the task is then "cancelling" but runs on, and a service
+    stop waits forever for it. Called after each such await.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+def tls_context(cfg: MqttConfig) -> ssl.SSLContext | None:
+    if cfg.tls is None:
+        return None
+    t = cfg.tls
+    ctx = ssl.create_default_context(cafile=str(t.ca_file) if t.ca_file else None)
+    if t.cert_file:
+        ctx.load_cert_chain(str(t.cert_file), str(t.key_file) if t.key_file else None)
+    if t.insecure:
+        ctx.check_hostname = False
+    return ctx
+
+
+def dispatching_queue(handler: Callable[[aiomqtt.Message], object]) -> type[asyncio.Queue[aiomqtt.Message]]:
+    """An aiomqtt ``queue_type`` that hands each message to ``handler`` as paho delivers it
+    (on the loop, inside the socket read) instead of queueing it for ``async for``: no task
+    and no loop iteration per message on the hot path."""
+
+    class DispatchQueue(asyncio.Queue):  # type: ignore[type-arg]
+        def put_nowait(self, item: aiomqtt.Message) -> None:
+            handler(item)
+
+    return DispatchQueue
+
+
+def make_client(cfg: MqttConfig, identifier: str, *, clean_session: bool, will: aiomqtt.Will | None = None,
+                ssl_ctx: ssl.SSLContext | None = None, password: str | None = None,
+                queue_type: type[asyncio.Queue[aiomqtt.Message]] | None = None) -> aiomqtt.Client:
+    return aiomqtt.Client(
+        cfg.host, cfg.port,
+        username=cfg.username, password=password if password is not None else cfg.read_password(),
+        identifier=identifier, clean_session=clean_session, will=will,
+        keepalive=cfg.keepalive_s, tls_context=ssl_ctx, timeout=10,
+        max_queued_incoming_messages=100_000, queue_type=queue_type,
+    )

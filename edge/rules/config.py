@@ -1,0 +1,69 @@
+"""The ``[[rules]]`` config: a sensor's condition and the actions it drives.
+
+    [[rules]]
+    name = "front-door"
+    sensor = "front_door"          # field defaults to the sensor kind's (contact for a door)
+    equals = false                 # the condition; default: the kind's alarm value (door open,
+                                   # motion, leak, smoke... true); or above/below for numbers
+    door_prop_s = 30               # open longer than this -> its own alarm, cleared on close
+    actions = [
+      { pulse = "siren", ms = 2000 },     # pulse a relay when the condition becomes true
+      { follow = "porch_light" },         # relay on while true, off when false (invert = true flips)
+      { latch = "buzzer" },               # relay on when true; stays on until commanded off
+      { alarm = "Front door opened" },    # Alarm on the bus while true, cleared when false
+    ]
+
+Kept apart from the engine so that checking a config does not load it. Checks that need other
+sections (the sensor exists, the relay exists) are in ``edge.config_checks``.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from ..section import Section
+
+
+class RuleAction(Section):
+    pulse: str | None = Field(None, description="relay to pulse when the condition becomes true")
+    ms: int = Field(1000, ge=1, le=3_600_000, description="pulse length")
+    follow: str | None = Field(None, description="relay that follows the condition")
+    invert: bool = False
+    latch: str | None = Field(None, description="relay switched on (and left on) when the condition becomes true")
+    alarm: str | None = Field(None, description="alarm message raised while the condition is true")
+    kind: str = Field("", description="alarm kind (default: the sensor kind)")
+
+    @model_validator(mode="after")
+    def _one(self) -> "RuleAction":
+        set_ = [k for k in ("pulse", "follow", "latch", "alarm") if getattr(self, k) is not None]
+        if len(set_) != 1:
+            raise ValueError("an action is exactly one of pulse, follow, latch, alarm (e.g. { pulse = \"siren\", ms = 2000 })")
+        return self
+
+    @property
+    def type(self) -> str:
+        return next(k for k in ("pulse", "follow", "latch", "alarm") if getattr(self, k) is not None)
+
+    @property
+    def relay(self) -> str | None:
+        return self.pulse or self.follow or self.latch
+
+
+class RuleConfig(Section):
+    name: str = ""
+    sensor: str
+    field: str | None = None
+    equals: bool | int | float | str | None = None
+    above: float | None = None
+    below: float | None = None
+    door_prop_s: float | None = Field(None, gt=0, le=86400)
+    door_prop_message: str = ""
+    actions: list[RuleAction] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> "RuleConfig":
+        if self.equals is not None and (self.above is not None or self.below is not None):
+            raise ValueError("use either equals or above/below")
+        if not self.actions and self.door_prop_s is None:
+            raise ValueError("a rule needs actions or door_prop_s")
+        return self

@@ -1,0 +1,21 @@
+"""The service's own config sections: ``[site]`` and ``[service]``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .section import Section
+
+
+class SiteConfig(Section):
+    name: str = Field("edge", min_length=1, max_length=64, description="site name on the dashboard header")
+    location: str = ""
+
+
+class ServiceConfig(Section):
+    loop_lag_max_ms: int = Field(500, ge=10, description="watchdog pings stop above this loop lag")
+    restart_backoff_initial_s: float = Field(0.5, gt=0)
+    restart_backoff_max_s: float = Field(30.0, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
