@@ -11,9 +11,9 @@ Precedence on the screen: an active alarm that was not dismissed > first-boot cr
 Buttons: UP/DOWN move, SELECT enters/does, BACK goes back. In the address editor a held
 UP/DOWN steps by 10. Factory reset needs SELECT held 10 s, then a fresh SELECT to confirm.
 
-The menu's vocabulary is re-exported here (one import for the component, tests and benches):
-actions (``actions``), what the screens read (``views``), text helpers (``text``), the
-screens (``widgets``, ``screens``).
+Where the rest lives: reusable screens in ``widgets``, this panel's screens in ``screens``,
+line fitting and sensor words in ``text``. The menu's vocabulary (the ``actions``, what the
+screens read: ``views``) is re-exported here: one import for tests and benches.
 """
 
 from __future__ import annotations
@@ -22,14 +22,13 @@ from hw.buttons import ButtonEvent
 
 from .actions import (AckAlarm, AcknowledgeCredentials, Action, ApplyNetwork, FactoryReset, Pulse, Reboot,
                       RotateCredentials)
-from .screens import FACTORY_HOLD_S, FirstBootScreen, HomeScreen, alarm_lines
-from .text import SCROLL_STEP_S, age, fit, sensor_summary
+from .screens import FirstBootScreen, HomeScreen, alarm_lines
+from .text import SCROLL_STEP_S, fit
 from .views import AlarmView, MenuData, SensorView
 from .widgets import BusyScreen, MessageScreen, Screen
 
 __all__ = ["Menu", "Action", "AcknowledgeCredentials", "RotateCredentials", "Pulse", "AckAlarm", "ApplyNetwork",
-           "Reboot", "FactoryReset", "MenuData", "SensorView", "AlarmView", "HomeScreen", "FACTORY_HOLD_S",
-           "SCROLL_STEP_S", "age", "fit", "sensor_summary"]
+           "Reboot", "FactoryReset", "MenuData", "SensorView", "AlarmView", "HomeScreen", "SCROLL_STEP_S"]
 
 
 class Menu:
