@@ -87,7 +87,8 @@ def get(name: str) -> Kind:
 
 # alarm kinds that are not sensor kinds (a rule's ``kind = "intrusion"``, the door-prop timer)
 ALARM_KINDS = {"door_prop": INTRUSION, "door": INTRUSION, "open": INTRUSION, "glass": INTRUSION,
-               "intrusion": INTRUSION, "fire": LIFE, "carbon_monoxide": LIFE}
+               "intrusion": INTRUSION, "fire": LIFE, "carbon_monoxide": LIFE,
+               "relay_fault": TROUBLE}  # a relay whose pulse end could not be written
 
 
 def alarm_severity(kind: str) -> int:
