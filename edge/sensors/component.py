@@ -52,7 +52,7 @@ class SensorsComponent(Component):
         base = client_id_base(ctx)
         self.ingest: IngestLanes | None = None
         if cfg.mqtt.enabled and self.router.filters:
-            self.ingest = IngestLanes(cfg.mqtt, base, self.router)
+            self.ingest = IngestLanes(cfg.mqtt, base, self.router, lambda: ctx.store)
         self.simulator = None
         if ctx.demo and cfg.mqtt.enabled:
             from .simulator import Simulator
@@ -94,4 +94,5 @@ class SensorsComponent(Component):
         problems += list(self.gpio.errors.values()) + [f"modbus {u}: {e}" for u, e in self.modbus.errors.items()]
         if problems:
             return Health(False, "; ".join(problems))
-        return Health(True, f"{len(self.sensors)} sensors, {self.tracker.readings} readings, {self.bad.total} bad payloads")
+        dup = f", {self.ingest.duplicates} duplicates" if self.ingest is not None and self.ingest.duplicates else ""
+        return Health(True, f"{len(self.sensors)} sensors, {self.tracker.readings} readings, {self.bad.total} bad payloads{dup}")

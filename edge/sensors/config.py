@@ -86,6 +86,11 @@ class SensorConfig(Section):
     gpio: GpioInput | None = None
     modbus: ModbusInput | None = None
     field: str | None = Field(None, description="gpio/modbus: which field the input sets (default: the kind's)")
+    # old news: a reading whose payload says it is older than this (YoLink ``time``, the Z-Wave
+    # gateway's ``timestampMs``, Zigbee2MQTT's ``last_seen``) is stored and shown but fires no
+    # pulse and raises no new alarm (queued at a broker while edge was away, replayed); 0: never
+    max_age_s: float = Field(120.0, ge=0, le=86400 * 365,
+                             description="readings older than this (by the payload's own time) act on nothing; 0 = no limit")
     # presentation
     zone: str = ""
     unit: str = ""

@@ -4,7 +4,11 @@ clean_session False) so what was published while we were away arrives after reco
 and reconnect forever with exponential backoff and jitter.
 
 Messages are decoded on the loop as they arrive (no per-message task, no disk, no await):
-the hot path from a door contact to the relay is in memory.
+the hot path from a door contact to the relay is in memory. Each message is acknowledged to
+the broker only once what it produced is committed (``acks.py``): a crash before the commit
+leaves the message with the broker, which delivers it again. QoS 2 publishers' messages
+reach us at QoS 1 (the subscription's QoS): acknowledged after commit like the rest, their
+duplicates recognised (``acks.SeenKeys``).
 """
 
 from __future__ import annotations
@@ -17,45 +21,111 @@ from typing import Any, Callable
 import aiomqtt
 
 from ..backoff import Backoff
-from ..mqtt.client import dispatching_queue, make_client, raise_if_cancelling, tls_context
+from ..mqtt.client import make_client, raise_if_cancelling, take_messages, tls_context
 from ..mqtt.config import MqttConfig
+from .acks import AckQueue, SeenKeys, digest
 
 log = logging.getLogger("edge.mqtt")
 
+SEEN_LOAD_TIMEOUT_S = 2.0
+
 
 class MqttIngest:
-    """Subscribes ``filters`` and hands every message to ``on_message(topic, payload)``."""
+    """Subscribes ``filters`` and hands every message to ``on_message(topic, payload)``;
+    acknowledges it once the store committed what that produced (``store()``: the store,
+    or None without one)."""
 
-    def __init__(self, cfg: MqttConfig, identifier: str, filters: list[str], on_message: Callable[[str, bytes], object]):
+    def __init__(self, cfg: MqttConfig, identifier: str, filters: list[str], on_message: Callable[[str, bytes], object],
+                 store: Callable[[], Any] = lambda: None):
         self.cfg = cfg
         self.identifier = identifier
         self.filters = filters
         self.on_message = on_message
+        self._store = store
         self.backoff = Backoff(cfg.backoff_initial_s, cfg.backoff_max_s)
         self.connected = False
         self.connects = 0
         self.last_error = ""
         self.received = 0
+        self.duplicates = 0  # delivered again by the broker and recorded already: not recorded twice
+        self.acks = AckQueue(store, cfg.inflight_window)
+        self.seen = SeenKeys()
+        self.seen_limit = min(32768, max(4096, 4 * cfg.inflight_window))
+        self._seen_loaded = False
         self._ssl = tls_context(cfg)  # reads cert files once, at build time
         self._password = cfg.read_password()
         self.connected_event = asyncio.Event()
+        st = store()
+        if st is not None:
+            st.add_listener(self.acks.release)
 
-    def _deliver(self, msg: aiomqtt.Message) -> None:
+    def _deliver(self, msg: Any) -> None:
+        """One paho message, on the loop: decode it, record it as one store group, owe its ack."""
         self.received += 1
-        payload = msg.payload if isinstance(msg.payload, (bytes, bytearray)) else str(msg.payload or "").encode()
+        mid, qos, raw_topic, payload = msg.mid, msg.qos, msg._topic, msg.payload  # noqa: SLF001 - bytes as sent
+        store = self._store()
+        if not qos:
+            self._handle(raw_topic, payload)
+            return
+        d = digest(raw_topic, payload)
+        if msg.dup:
+            original = self.seen.match(mid, d)
+            if original >= 0:  # recorded already: acknowledged once that record is committed
+                self.duplicates += 1
+                self.acks.add(mid, qos, original)
+                return
+        if store is None:
+            self._handle(raw_topic, payload)
+            self.acks.add(mid, qos, 0)
+            return
+        store.begin_group()
         try:
-            self.on_message(msg.topic.value, bytes(payload))
+            self._handle(raw_topic, payload)
+        finally:
+            seq = store.end_group((self.identifier, mid, d))
+        if seq < 0 and store.durable:
+            return  # refused while the store is behind: left with the broker (delivered again)
+        if seq > 0:
+            self.seen.remember(mid, d, seq)
+        self.acks.add(mid, qos, max(seq, 0))
+
+    def _handle(self, raw_topic: bytes, payload: bytes) -> None:
+        try:
+            topic = raw_topic.decode("utf-8")
+        except UnicodeDecodeError:
+            log.warning("mqtt in: a topic that is not UTF-8 (%r) ignored", raw_topic[:80])
+            return
+        try:
+            self.on_message(topic, payload)
         except Exception:  # noqa: BLE001 - never into paho's read loop
-            log.exception("mqtt in: handling a message on %s failed", msg.topic.value[:120])
+            log.exception("mqtt in: handling a message on %s failed", topic[:120])
+
+    async def _load_seen(self) -> None:
+        """The keys of the messages recorded last, before the first connection (the broker
+        sends what we did not acknowledge right after it). Without a writing store: none."""
+        self._seen_loaded = True
+        store = self._store()
+        if store is None:
+            return
+        try:
+            keys = await asyncio.wait_for(store.seen_keys(self.identifier, self.seen_limit), SEEN_LOAD_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - duplicates may then be recorded twice, nothing is lost
+            log.warning("mqtt in %s: keys of the messages recorded last not loaded (%s); a message the broker "
+                        "delivers again may be recorded twice", self.identifier, exc or type(exc).__name__)
+            return
+        self.seen.load(keys)
 
     async def run(self) -> None:
+        if not self._seen_loaded:
+            await self._load_seen()
         while True:
             began = time.monotonic()
             try:
-                client = make_client(self.cfg, self.identifier, clean_session=False, ssl_ctx=self._ssl, password=self._password,
-                                     queue_type=dispatching_queue(self._deliver))
+                client = make_client(self.cfg, self.identifier, clean_session=False, ssl_ctx=self._ssl, password=self._password)
+                ack = take_messages(client, self._deliver)
                 async with client:
                     raise_if_cancelling()
+                    self.acks.connected(ack)
                     if self.filters:
                         await client.subscribe([(f, 1) for f in self.filters])
                         raise_if_cancelling()
@@ -75,6 +145,7 @@ class MqttIngest:
             finally:
                 self.connected = False
                 self.connected_event.clear()
+                self.acks.disconnected()
             if time.monotonic() - began > 60:
                 self.backoff.reset()
             delay = self.backoff.next()
@@ -90,13 +161,13 @@ class IngestLanes:
     readings; on the loop both sockets are read in turn. Each lane decodes only its own
     sensors, so a topic on both lanes is not read twice."""
 
-    def __init__(self, cfg: MqttConfig, base_id: str, router: Any):
+    def __init__(self, cfg: MqttConfig, base_id: str, router: Any, store: Callable[[], Any] = lambda: None):
         self.lanes: list[MqttIngest] = []
         for lane, suffix in (("fast", "in"), ("bulk", "in-bulk")):
             filters = router.filters_for(lane)
             if filters:
                 handler = (lambda topic, payload, _lane=lane: router.handle(topic, payload, lane=_lane))
-                self.lanes.append(MqttIngest(cfg, f"{base_id}-{suffix}", filters, handler))
+                self.lanes.append(MqttIngest(cfg, f"{base_id}-{suffix}", filters, handler, store))
         self.connected_event = asyncio.Event()
 
     @property
@@ -110,6 +181,14 @@ class IngestLanes:
     @property
     def received(self) -> int:
         return sum(lane.received for lane in self.lanes)
+
+    @property
+    def acked(self) -> int:
+        return sum(lane.acks.acked for lane in self.lanes)
+
+    @property
+    def duplicates(self) -> int:
+        return sum(lane.duplicates for lane in self.lanes)
 
     @property
     def last_error(self) -> str:

@@ -4,6 +4,7 @@ payload once, run each sensor's adapter. Bad payloads are reported, never raised
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Callable
 
 from ..bus import SensorReading
@@ -74,6 +75,7 @@ class Router:
         data: Any = None
         parse_error: BadPayload | None = None
         n = 0
+        now = time.time()
         for s in sensors:
             adapter = ADAPTERS[s.adapter]
             try:
@@ -96,8 +98,13 @@ class Router:
                 continue
             if fields is None:
                 continue
-            reading = SensorReading(s.id, fields, source=f"mqtt:{s.adapter}") if ts is None else \
-                SensorReading(s.id, fields, source=f"mqtt:{s.adapter}", ts=ts)
+            sent = adapter.sent_at(data) if data is not None else None
+            if sent is None:
+                reading = SensorReading(s.id, fields, f"mqtt:{s.adapter}", now if ts is None else ts)
+            else:
+                age = now - sent
+                reading = SensorReading(s.id, fields, f"mqtt:{s.adapter}", sent, round(age, 3),
+                                        0 < s.max_age_s < age)
             self.feed(reading)
             n += 1
         return n

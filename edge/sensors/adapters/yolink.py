@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import SensorConfig
-from .base import BadPayload, as_number, require_object
+from .base import BadPayload, as_number, payload_time, require_object
 
 _STATE_FIELD = {"DoorSensor": "contact", "MotionSensor": "occupancy", "LeakSensor": "water_leak",
                 "VibrationSensor": "vibration", "THSensor": None, "COSmokeSensor": None}
@@ -33,6 +33,10 @@ def _alert_state(kind: str, s: Any) -> bool:
 class YoLink:
     name = "yolink"
     needs_json = True
+
+    def sent_at(self, data: Any) -> float | None:
+        """``time``: when the hub sent the event (epoch ms)."""
+        return payload_time(data.get("time")) if isinstance(data, dict) else None
 
     def decode(self, topic: str, data: Any, raw: bytes, sensor: SensorConfig) -> dict[str, Any] | None:
         obj = require_object(data)

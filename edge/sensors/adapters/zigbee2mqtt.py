@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import SensorConfig
-from .base import BadPayload, as_bool, as_number, require_object
+from .base import BadPayload, as_bool, as_number, payload_time, require_object
 
 BOOL_FIELDS = {"contact": "contact", "occupancy": "occupancy", "water_leak": "water_leak", "smoke": "smoke",
                "tamper": "tamper", "vibration": "vibration", "carbon_monoxide": "co", "battery_low": "battery_low"}
@@ -21,6 +21,11 @@ NUM_FIELDS = {"battery": ("battery", 0, 100), "linkquality": ("linkquality", 0, 
 class Zigbee2Mqtt:
     name = "zigbee2mqtt"
     needs_json = True
+
+    def sent_at(self, data: Any) -> float | None:
+        """``last_seen`` when Zigbee2MQTT adds it (``advanced.last_seen``: ISO_8601,
+        ISO_8601_local or epoch): when the device last spoke, i.e. when this state is from."""
+        return payload_time(data.get("last_seen")) if isinstance(data, dict) else None
 
     def decode(self, topic: str, data: Any, raw: bytes, sensor: SensorConfig) -> dict[str, Any] | None:
         obj = require_object(data)
