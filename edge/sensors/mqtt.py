@@ -48,6 +48,7 @@ class MqttIngest:
         self.last_error = ""
         self.received = 0
         self.duplicates = 0  # delivered again by the broker and recorded already: not recorded twice
+        self._burst = 0  # duplicates in a row, not yet logged
         self.acks = AckQueue(store, cfg.inflight_window)
         self.seen = SeenKeys()
         self.seen_limit = min(32768, max(4096, 4 * cfg.inflight_window))
@@ -72,8 +73,11 @@ class MqttIngest:
             original = self.seen.match(mid, d)
             if original >= 0:  # recorded already: acknowledged once that record is committed
                 self.duplicates += 1
+                self._burst += 1
                 self.acks.add(mid, qos, original)
                 return
+        if self._burst:
+            self._said_duplicates()
         if store is None:
             self._handle(raw_topic, payload)
             self.acks.add(mid, qos, 0)
@@ -88,6 +92,11 @@ class MqttIngest:
         if seq > 0:
             self.seen.remember(mid, d, seq)
         self.acks.add(mid, qos, max(seq, 0))
+
+    def _said_duplicates(self) -> None:
+        log.info("mqtt in %s: %d messages delivered again were recorded already: not recorded twice (%d in all)",
+                 self.identifier, self._burst, self.duplicates)
+        self._burst = 0
 
     def _handle(self, raw_topic: bytes, payload: bytes) -> None:
         try:
@@ -122,10 +131,11 @@ class MqttIngest:
             began = time.monotonic()
             try:
                 client = make_client(self.cfg, self.identifier, clean_session=False, ssl_ctx=self._ssl, password=self._password)
-                ack = take_messages(client, self._deliver)
+                # acks owed from the first message: a persistent session's backlog arrives with
+                # the CONNACK, before the connect returns
+                self.acks.connected(take_messages(client, self._deliver))
                 async with client:
                     raise_if_cancelling()
-                    self.acks.connected(ack)
                     if self.filters:
                         await client.subscribe([(f, 1) for f in self.filters])
                         raise_if_cancelling()
@@ -146,6 +156,8 @@ class MqttIngest:
                 self.connected = False
                 self.connected_event.clear()
                 self.acks.disconnected()
+                if self._burst:
+                    self._said_duplicates()
             if time.monotonic() - began > 60:
                 self.backoff.reset()
             delay = self.backoff.next()
