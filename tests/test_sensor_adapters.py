@@ -280,3 +280,33 @@ def test_zwave_contact_and_unknown_label():
     assert z.decode("t", {"messageType": "sensorData", "label": "Door/Window", "sensorData": "Closed"}, b"", s) == {"contact": True}
     assert z.decode("t", {"messageType": "sensorData", "label": "Energy", "sensorData": "0.05", "units": "kWh"}, b"", s) == {"energy": 0.05}
     assert z.decode("t", {"messageType": "preview", "deviceType": "camera"}, b"", s) is None
+
+
+def test_payload_own_time_and_age():
+    """The times payloads carry: YoLink ``time`` (ms), the Z-Wave gateway's ``timestampMs``
+    (ms as text), Zigbee2MQTT ``last_seen`` (ISO 8601, local ISO, or epoch ms); implausible
+    ones (no clock, far future) are not used."""
+    import time as _time
+
+    from edge.sensors.adapters.base import payload_time
+
+    now = _time.time()
+    assert ADAPTERS["yolink"].sent_at({"time": 1763875200000}) == 1763875200.0
+    assert ADAPTERS["zwave"].sent_at({"timestampMs": "1571754749561"}) == 1571754749.561
+    assert ADAPTERS["zigbee2mqtt"].sent_at({"last_seen": "2026-11-23T05:00:00+00:00"}) == 1795410000.0
+    assert ADAPTERS["zigbee2mqtt"].sent_at({"last_seen": "2026-11-23T06:00:00+01:00"}) == 1795410000.0
+    assert ADAPTERS["zigbee2mqtt"].sent_at({"last_seen": 1795410000123}) == 1795410000.123
+    assert ADAPTERS["zigbee2mqtt"].sent_at({"contact": True}) is None
+    assert ADAPTERS["generic"].sent_at({"time": 1763875200000}) is None
+    for bad in (0, 12345, "soon", True, None, now + 10 * 86400, float("nan"), {"x": 1}):
+        assert payload_time(bad) is None, bad
+    seen = []
+    router = Router([SensorConfig(id="door", kind="contact", topic="z/door", max_age_s=60)], seen.append,
+                    BadPayloadReporter(None))
+    router.handle("z/door", json.dumps({"contact": False, "last_seen": int((now - 90) * 1000)}).encode())
+    router.handle("z/door", json.dumps({"contact": False, "last_seen": int((now - 5) * 1000)}).encode())
+    router.handle("z/door", b'{"contact": false}')
+    (old, fresh, unknown) = seen
+    assert old.stale and 89 < old.age_s < 95 and abs(old.ts - (now - 90)) < 1
+    assert not fresh.stale and 4 < fresh.age_s < 10
+    assert unknown.age_s is None and not unknown.stale and abs(unknown.ts - now) < 5
