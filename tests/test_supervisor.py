@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,43 +18,7 @@ from edge.component import Component, Health
 from edge.notify import Notifier
 from edge.service import build_components, build_context
 
-from .peers import free_port
-
-
-class FakeSystemd:
-    """A unix datagram socket standing in for systemd's NOTIFY_SOCKET."""
-
-    def __init__(self, path: Path):
-        self.path = str(path)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(self.path)
-        self.sock.settimeout(0.05)
-        self.messages: list[tuple[float, str]] = []
-
-    def drain(self) -> list[tuple[float, str]]:
-        while True:
-            try:
-                data = self.sock.recv(4096)
-            except (socket.timeout, BlockingIOError):
-                return self.messages
-            self.messages.append((time.monotonic(), data.decode()))
-
-    def lines(self) -> list[str]:
-        return [line for _, m in self.drain() for line in m.splitlines()]
-
-    def wait_for(self, needle: str, timeout: float) -> float:
-        deadline = time.monotonic() + timeout
-        seen = 0
-        while time.monotonic() < deadline:
-            self.drain()
-            for t, m in self.messages[seen:]:
-                if needle in m:
-                    return t
-            seen = len(self.messages)
-        raise AssertionError(f"{needle!r} not received within {timeout} s; got {self.messages}")
-
-    def close(self) -> None:
-        self.sock.close()
+from .peers import FakeSystemd, free_port
 
 
 def _toml(port: int, lag_ms: int = 300) -> str:
