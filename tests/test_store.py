@@ -362,3 +362,36 @@ async def test_telemetry_waits_for_company_and_rides_along_with_an_urgent_event(
         await asyncio.wait_for(lone, 5)  # and a lone reading still commits within its window
     finally:
         await s.close()
+
+
+async def test_groups_commit_together_in_order_with_their_window(tmp_path: Path):
+    """What one message produced is one group: one transaction, the watermark moves past it
+    once committed, telemetry alone waits for company, anything urgent commits at once."""
+    s = Store(tmp_path / "g.db", batch_ms=20, telemetry_batch_ms=3000)
+    await s.start()
+    try:
+        s.begin_group()
+        reading = s.record_event("sensor", "temp", {"temperature": 21.5}, telemetry=True)
+        seq = s.end_group(("lane", 7, 1234))
+        assert seq == s.submitted and s.committed < seq
+        await asyncio.sleep(0.3)
+        assert not reading.done(), "a telemetry-only group waits for its window"
+        s.begin_group()
+        ev = s.record_event("sensor", "door", {"contact": False}, telemetry=True)
+        change = s.record_event("state_change", "door", {"changed": {"contact": False}})
+        state = s.set_state("door", {"contact": False})
+        seq2 = s.end_group(("lane", 8, 5678))
+        await asyncio.wait_for(change, 1)
+        assert reading.done() and ev.done() and state.done() and s.committed >= seq2
+        assert reading.result() < ev.result() < change.result()
+        s.begin_group()
+        assert s.end_group(("lane", 9, 1)) == 0, "an empty group is nothing to wait for"
+        assert await s.seen_keys("lane", 10) == {7: 1234, 8: 5678}
+        assert await s.seen_keys("other", 10) == {}
+    finally:
+        await s.close()
+    s.begin_group()
+    late = s.record_event("sensor", "x", {"v": 1})
+    assert s.end_group(None) == -1, "a closed store refuses the group"
+    with pytest.raises(StoreClosed):
+        await late

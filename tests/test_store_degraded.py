@@ -284,10 +284,10 @@ async def test_hung_store_writer_stops_the_watchdog_and_says_why(tmp_path, monke
     release = threading.Event()
     real_execute = ops.execute
 
-    def execute(conn, op):
-        if op.code == ops.EVENT and op.args[2] == "hang":
+    def execute(conn, code, args):
+        if code == ops.EVENT and args[2] == "hang":
             release.wait(30)  # a write that does not come back (a card stuck in its fsync)
-        return real_execute(conn, op)
+        return real_execute(conn, code, args)
 
     monkeypatch.setattr(ops, "execute", execute)
     web = free_port()

@@ -53,9 +53,13 @@ SQL_SEEN = (
 )
 
 
-def execute(conn: sqlite3.Connection, op: Op) -> Any:
+# a GROUP op's args: (members, seen); a member is (code, args, future), seen is None or
+# (lane, packet id, digest)
+Member = tuple[int, tuple[Any, ...], "asyncio.Future[Any] | None"]
+
+
+def execute(conn: sqlite3.Connection, code: int, a: tuple[Any, ...]) -> Any:
     """Run one op (not a GROUP: the writer runs a group's members itself). Returns its value."""
-    code, a = op.code, op.args
     if code == EVENT:
         return conn.execute(SQL_EVENT, a[:4]).lastrowid
     if code == STATE:
@@ -91,14 +95,14 @@ def write_seen(conn: sqlite3.Connection, seen: tuple[str, int, int]) -> None:
     conn.execute(SQL_SEEN, (lane, mid, digest, time.time()))
 
 
-def describe(op: Op) -> str:
+def describe(code: int, args: tuple[Any, ...]) -> str:
     names = {EVENT: "record_event", STATE: "set_state", AUDIT: "audit_relay", OUTBOX_PUT: "outbox_put",
              OUTBOX_PEEK: "outbox_peek", OUTBOX_ACK: "outbox_ack", GROUP: "message group", SEEN_KEYS: "seen_keys"}
-    name = names.get(op.code, f"op {op.code}")
-    if op.code == EVENT:
-        return f"{name}({op.args[1]!r}, {op.args[2]!r})"
-    if op.code == STATE:
-        return f"{name}({op.args[0]!r})"
-    if op.code == AUDIT:
-        return f"{name}({op.args[1]!r})"
+    name = names.get(code, f"op {code}")
+    if code == EVENT:
+        return f"{name}({args[1]!r}, {args[2]!r})"
+    if code == STATE:
+        return f"{name}({args[0]!r})"
+    if code == AUDIT:
+        return f"{name}({args[1]!r})"
     return name

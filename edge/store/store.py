@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 from . import writer as w
 from .aggregates import FLUSH_S, HourlyAggregates, numeric_fields
 from .ops import (AUDIT, CHECKPOINT, CLOSE, EVENT, FLUSH, GROUP, OUTBOX_ACK, OUTBOX_PEEK, OUTBOX_PUT, PRUNE, SEEN_KEYS,
-                  STATE, Op, OutboxMessage)
+                  STATE, Member, Op, OutboxMessage)
 from .retention import Pruner
 from .writer import StoreClosed
 
@@ -82,7 +82,8 @@ class Store:
         self.committed = 0  # seq of the last op settled (committed, or failed for good)
         self.durable = False  # writing now: open, the last batch committed, no write stalled
         self.problem = "not started"
-        self._group: list[Op] | None = None
+        self._group: list[Member] | None = None
+        self._group_urgent = False  # a member of the open group wants the short commit window
         self._listeners: list[Callable[[], None]] = []
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -236,7 +237,9 @@ class Store:
     def _submit(self, code: int, args: tuple[Any, ...], window: float | None = None) -> asyncio.Future[Any]:
         fut = self._loop_now().create_future()
         if self._group is not None:
-            self._group.append(Op(code, args, fut, window=window))
+            self._group.append((code, args, fut))
+            if window is None:
+                self._group_urgent = True
             return fut
         if self._closed:
             return self._fail(fut, StoreClosed(f"store {self.path} is closed"))
@@ -260,6 +263,7 @@ class Store:
     def begin_group(self) -> None:
         """Collect the ops queued from now until ``end_group`` into one (same transaction)."""
         self._group = []
+        self._group_urgent = False
 
     def end_group(self, seen: tuple[str, int, int] | None = None) -> int:
         """Queue the group; returns its seq (acknowledge the message once ``committed`` reaches
@@ -272,12 +276,13 @@ class Store:
             exc: BaseException = StoreClosed(f"store {self.path} is closed") if self._closed else StoreOverloaded(
                 f"store writer is {self.max_queue} ops behind ({self.problem or 'disk slow?'}); message not recorded")
             log.error("store: %s", exc)
-            for m in members:
-                if m.fut is not None and not m.fut.done():
-                    m.fut.set_exception(exc)
-                    m.fut.exception()
+            for _, _, fut in members:
+                if fut is not None and not fut.done():
+                    fut.set_exception(exc)
+                    fut.exception()
             return -1
-        return self._put(Op(GROUP, (members, seen), None))
+        # the group commits within the shortest window of its members (telemetry alone may wait)
+        return self._put(Op(GROUP, (members, seen), None, window=None if self._group_urgent else self.telemetry_batch_s))
 
     def commit_soon(self) -> None:
         """Commit what is queued now rather than at its window's end (the ingest asks when the

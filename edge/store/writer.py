@@ -78,7 +78,7 @@ def futures_of(batch: list[Op]) -> list[asyncio.Future[Any]]:
     out = []
     for op in batch:
         if op.code == GROUP:
-            out += [m.fut for m in op.args[0] if m.fut is not None]
+            out += [fut for _, _, fut in op.args[0] if fut is not None]
         elif op.fut is not None:
             out.append(op.fut)
     return out
@@ -333,17 +333,22 @@ class Writer:
         return closing
 
     def _run(self, op: Op, results: Results, folds: list[tuple[int, tuple[Any, ...]]]) -> None:
+        conn = self.conn
         if op.code == GROUP:
             members, seen = op.args
-            for m in members:
-                self._run(m, results, folds)
+            for code, args, fut in members:
+                value = ops.execute(conn, code, args)  # type: ignore[arg-type]
+                if fut is not None:
+                    results.append((fut, value, None))
+                if code == EVENT:
+                    folds.append((value, args))
             if seen is not None:
-                ops.write_seen(self.conn, seen)  # type: ignore[arg-type]
+                ops.write_seen(conn, seen)  # type: ignore[arg-type]
             return
-        value = ops.execute(self.conn, op)  # type: ignore[arg-type]
+        value = ops.execute(conn, op.code, op.args)  # type: ignore[arg-type]
         if op.fut is not None:
             results.append((op.fut, value, None))
-        if op.code == ops.EVENT:
+        if op.code == EVENT:
             folds.append((value, op.args))
 
     def _rollback(self) -> None:
@@ -390,25 +395,31 @@ class Writer:
         assert conn is not None
         if op.code == GROUP:
             members, seen = op.args
-            failed = sum(self._guarded(m, results, folds) for m in members)
+            failed = sum(self._guarded_one(code, args, fut, results, folds) for code, args, fut in members)
             if seen is not None:
                 ops.write_seen(conn, seen)
             return failed
+        return self._guarded_one(op.code, op.args, op.fut, results, folds)
+
+    def _guarded_one(self, code: int, args: tuple[Any, ...], fut: asyncio.Future[Any] | None, results: Results,
+                     folds: list[tuple[int, tuple[Any, ...]]]) -> int:
+        conn = self.conn
+        assert conn is not None
         conn.execute("SAVEPOINT op")
         try:
-            value = ops.execute(conn, op)
+            value = ops.execute(conn, code, args)
         except OP_ERRORS as exc:
             conn.execute("ROLLBACK TO op")
             conn.execute("RELEASE op")
-            log.error("store: %s failed: %s: %s", ops.describe(op), type(exc).__name__, exc)
-            if op.fut is not None:
-                results.append((op.fut, None, exc))
+            log.error("store: %s failed: %s: %s", ops.describe(code, args), type(exc).__name__, exc)
+            if fut is not None:
+                results.append((fut, None, exc))
             return 1
         conn.execute("RELEASE op")
-        if op.fut is not None:
-            results.append((op.fut, value, None))
-        if op.code == EVENT:
-            folds.append((value, op.args))
+        if fut is not None:
+            results.append((fut, value, None))
+        if code == EVENT:
+            folds.append((value, args))
         return 0
 
     def _post(self, code: int | None, fut: asyncio.Future[Any], value: Any, exc: BaseException | None):
