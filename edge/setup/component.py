@@ -33,7 +33,7 @@ from .. import credentials as credentials_mod
 from .. import paths
 from ..bus import Alarm, ComponentHealth, RelayChanged, SensorChanged, SensorReading
 from ..component import Component, Health
-from ..interfaces import RELAYS, VIDEO
+from ..interfaces import ALARMS, RELAYS, VIDEO
 from . import menu as m
 from hw.system import keep_factory_copy
 
@@ -108,9 +108,11 @@ class SetupComponent(Component):
             if ev.active:
                 prev = d.alarms.get(ev.alarm)
                 view = m.AlarmView(ev.alarm, name, ev.kind, ev.message or ev.kind, ev.since,
-                                   acked=prev.acked if prev else False)
+                                   acked=ev.acknowledged or (prev.acked if prev else False))
                 d.alarms[ev.alarm] = view
-                if prev is None:
+                if ev.acknowledged:  # acknowledged anywhere (console, this panel): off the screen
+                    self.menu.alarm(view, False)
+                elif prev is None:
                     self.menu.alarm(view, True)
                     self.lcd.wake()
             else:
@@ -305,10 +307,9 @@ class SetupComponent(Component):
             view = self.data.alarms.get(action.alarm)
             if view is not None:
                 view.acked = True
-            store = ctx.store
-            if store is not None and hasattr(store, "record_event"):
-                await store.record_event("alarm_ack", "front-panel", {"alarm": action.alarm})
-            log.info("alarm %s acknowledged on the front panel", action.alarm)
+            alarms = ctx.registry.get(ALARMS)  # the rules record it and tell everyone on the bus
+            if alarms is not None:
+                alarms.acknowledge(action.alarm, "front-panel")
             return "", ""
         if isinstance(action, m.ApplyNetwork):
             outcome = await change(self.network, action.settings, ctx.config.network.rollback_s)
