@@ -16,6 +16,7 @@ import jinja2
 from aiohttp import web
 
 from .. import __version__
+from ..auth import SESSION_USER
 from ..component import Component, Health
 from ..context import Context
 from ..interfaces import SERVICE
@@ -71,7 +72,7 @@ class ConsoleComponent(Component):
     # ---- what the pages share ---------------------------------------------------------
     def page(self, request: web.Request, template: str, values: dict[str, Any], status: int = 200) -> web.Response:
         t0 = time.perf_counter()
-        s: sess.Session | None = request.get("session")
+        s: sess.Session | None = request.get(sess.SESSION)
         flash = list(s.flash) if s else []
         if s:
             s.flash.clear()
@@ -93,12 +94,12 @@ class ConsoleComponent(Component):
         return self.env.get_template(template).render(csrf=csrf, **values)
 
     def flash(self, request: web.Request, message: str) -> None:
-        s: sess.Session | None = request.get("session")
+        s: sess.Session | None = request.get(sess.SESSION)
         if s is not None:
             s.flash.append(message)
 
     def who(self, request: web.Request) -> str:
-        return f"console:{request.get('session_user') or 'api'}"
+        return f"console:{request.get(SESSION_USER) or 'api'}"
 
     @property
     def service(self) -> Any:

@@ -30,6 +30,8 @@ from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
+from ..auth import PUBLIC, SESSION_USER
+
 COOKIE = "edge_session"
 LOGIN_COOKIE = "edge_login"
 IDLE_S = 8 * 3600
@@ -49,6 +51,9 @@ class Session:
     created: float
     seen: float
     flash: list[str] = field(default_factory=list)
+
+
+SESSION: web.RequestKey["Session"] = web.RequestKey("console_session", object)  # type: ignore[arg-type]
 
 
 class Sessions:
@@ -174,7 +179,7 @@ def make_middleware(sessions: Sessions, is_page: Callable[[str], bool],
     async def session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path
         if is_public(path):
-            request["public"] = True
+            request[PUBLIC] = True
             return await handler(request)
         s = sessions.get(request.cookies.get(COOKIE))
         if s is None:
@@ -189,8 +194,8 @@ def make_middleware(sessions: Sessions, is_page: Callable[[str], bool],
                 raise web.HTTPForbidden(text="403: cross-origin request refused\n")
             if not token_ok(s.csrf, await given_token(request)):
                 raise web.HTTPForbidden(text="403: missing or wrong CSRF token (reload the page)\n")
-        request["session_user"] = s.user
-        request["session"] = s
+        request[SESSION_USER] = s.user
+        request[SESSION] = s
         return await handler(request)
 
     return session_middleware

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from ...bus import Alarm, ComponentHealth, Event, RelayChanged, SensorChanged, SensorReading
 from . import overview, sensors
+from .. import session as sess
 
 log = logging.getLogger("edge.console")
 
@@ -59,7 +60,7 @@ def render(console: Any, fid: str, csrf: str) -> str | None:
 def add_routes(router: web.UrlDispatcher, console: Any) -> None:
     async def live(request: web.Request) -> web.StreamResponse:
         page = request.query.get("page", "overview")
-        csrf = request["session"].csrf
+        csrf = request[sess.SESSION].csrf
         sub = console.ctx.bus.subscribe(Alarm, SensorChanged, SensorReading, RelayChanged, ComponentHealth,
                                         maxsize=2000, replay=False, name="console-live")
         console.streams.add(sub)

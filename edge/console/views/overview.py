@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from ...interfaces import ALARMS, RELAYS
+from .. import session as sess
 
 
 def alarms(console: Any) -> list[Any]:
@@ -46,7 +47,7 @@ def add_routes(router: web.UrlDispatcher, console: Any) -> None:
             raise web.HTTPServiceUnavailable(text="no alarm service (no rules configured)\n")
         res = ctl.acknowledge(alarm, console.who(request))
         if request.headers.get("HX-Request"):
-            return web.Response(text=console.fragment("_alarms.html", values(console), request["session"].csrf),
+            return web.Response(text=console.fragment("_alarms.html", values(console), request[sess.SESSION].csrf),
                                 content_type="text/html")
         console.flash(request, f"Alarm {alarm} acknowledged." if res.ok else f"Not acknowledged: {res.error}")
         raise web.HTTPSeeOther("/")

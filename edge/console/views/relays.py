@@ -42,8 +42,7 @@ def add_routes(router: web.UrlDispatcher, console: Any) -> None:
         msg = (f"{name}: {res.command} done in {res.latency_ms:.0f} ms" if res.ok
                else f"{name}: {res.command} FAILED: {res.error}")
         if request.headers.get("HX-Request"):
-            html = console.fragment("_relays.html", {"relays": overview.relays(console), "result": msg,
-                                                     "result_ok": res.ok}, request["session"].csrf)
+            html = console.fragment("_relay_result.html", {"result": msg, "result_ok": res.ok})
             return web.Response(text=html, content_type="text/html")
         console.flash(request, msg)
         raise web.HTTPSeeOther("/relays")

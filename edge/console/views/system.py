@@ -16,6 +16,7 @@ from hw.network import NetSettings
 
 from ... import __version__
 from ... import config as config_mod
+from ...auth import SESSION_USER
 from ...interfaces import HISTORY
 from .. import configedit as ce
 
@@ -81,7 +82,7 @@ def add_routes(router: web.UrlDispatcher, console: Any) -> None:
 
     async def rotate(request: web.Request) -> web.Response:
         creds = await asyncio.to_thread(ctx.credentials.rotate)  # every session ends with it
-        log.warning("credentials rotated from the console by %s", request.get("session_user"))
+        log.warning("credentials rotated from the console by %s", request.get(SESSION_USER))
         resp = console.page(request, "rotated.html", {"user": creds.user, "password": creds.password})
         resp.del_cookie("edge_session", path="/")
         return resp
@@ -142,12 +143,12 @@ def add_routes(router: web.UrlDispatcher, console: Any) -> None:
         if svc is None:
             raise web.HTTPServiceUnavailable(text="no supervisor\n")
         console.flash(request, "The service is restarting.")
-        asyncio.get_running_loop().call_later(0.5, svc.restart, f"asked on the console by {request.get('session_user')}")
+        asyncio.get_running_loop().call_later(0.5, svc.restart, f"asked on the console by {request.get(SESSION_USER)}")
         raise web.HTTPSeeOther("/system")
 
     async def reboot(request: web.Request) -> web.Response:
         system = ctx.platform.system(ctx.data_dir, ctx.config_path)
-        log.warning("reboot asked on the console by %s", request.get("session_user"))
+        log.warning("reboot asked on the console by %s", request.get(SESSION_USER))
         console.flash(request, "Rebooting.")
         asyncio.get_running_loop().call_later(0.5, lambda: asyncio.ensure_future(system.reboot()))
         raise web.HTTPSeeOther("/system")
