@@ -13,8 +13,8 @@
   attempt waits twice as long as the last (1 s up to ``MAX_LOCK_S``), answered 429 meanwhile.
 
 The middleware (``session_middleware``) runs before the web server's credentials check and
-marks the request: ``request["session_user"]`` for a valid session (that check then lets it
-pass) and ``request["public"]`` for the login page and static files. A page of the console
+marks the request: ``edge.auth.SESSION_USER`` for a valid session (that check then lets it
+pass) and ``edge.auth.PUBLIC`` for the login page and static files. A page of the console
 asked for without a session redirects to the login page; anything else falls through to the
 server's own check (Digest for API clients).
 """

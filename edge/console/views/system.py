@@ -42,19 +42,18 @@ def add_routes(router: web.UrlDispatcher, console: Any) -> None:
         except Exception as exc:  # noqa: BLE001 - the page still shows the configured settings
             return {"error": f"{type(exc).__name__}: {exc}"}
 
-    def page(request: web.Request, out: ce.Outcome | None = None, values: dict[str, Any] | None = None,
-             status: int = 200, new_password: str = "") -> web.Response:
+    def page(request: web.Request, net: dict[str, Any], out: ce.Outcome | None = None,
+             values: dict[str, Any] | None = None, status: int = 200) -> web.Response:
         n = ctx.config.network
         v = values or {"mode": n.mode, "address": n.address, "gateway": n.gateway, "dns": ", ".join(n.dns)}
         return console.page(request, "system.html", {
             "v": v, "errors": out.errors if out else {}, "general": out.general if out else [],
-            "net": request.get("net_status", {}), "version": __version__, "config_path": ctx.config_path,
-            "uptime_s": time.time() - console.started, "new_password": new_password,
+            "net": net, "version": __version__, "config_path": ctx.config_path,
+            "uptime_s": time.time() - console.started,
             "components": console.service.components() if console.service else []}, status=status)
 
     async def index(request: web.Request) -> web.Response:
-        request["net_status"] = await network_status()
-        return page(request)
+        return page(request, await network_status())
 
     async def network(request: web.Request) -> web.Response:
         form = await request.post()
@@ -77,8 +76,7 @@ def add_routes(router: web.UrlDispatcher, console: Any) -> None:
         if out.ok:
             console.flash(request, f"Network settings saved. {out.summary()}")
             raise web.HTTPSeeOther("/system")
-        request["net_status"] = await network_status()
-        return page(request, out, values, status=422)
+        return page(request, await network_status(), out, values, status=422)
 
     async def rotate(request: web.Request) -> web.Response:
         creds = await asyncio.to_thread(ctx.credentials.rotate)  # every session ends with it
@@ -131,8 +129,7 @@ def add_routes(router: web.UrlDispatcher, console: Any) -> None:
             raise web.HTTPSeeOther("/system")
         if out.general:
             out.errors.setdefault("config", "the file was not restored:")
-        request["net_status"] = await network_status()
-        return page(request, out, status=422)
+        return page(request, await network_status(), out, status=422)
 
     async def logfile(request: web.Request) -> web.Response:
         return web.Response(text=console.logs.text(), headers={
