@@ -79,6 +79,21 @@ async def test_console_over_http(mosquitto, service_factory):
             async with s.get(base + "/sensors") as r:
                 assert 'data-sensor="pump_room"' in await r.text()
 
+            # a dry test says what the rule would do, and drives nothing
+            siren = svc.component("relays").channels["siren"]
+            async with s.post(base + "/rules/test", data={
+                    "csrf": token, "sensor": "front_door", "enabled": "on", "actions.0.type": "pulse",
+                    "actions.0.target": "siren", "actions.0.ms": "500", "test_value": "false"}) as r:
+                text = await r.text()
+                assert "pulse siren for 500 ms" in text and "condition is <strong>true</strong>" in text
+            assert not siren.on
+            # disable a rule: written, and the engine stops acting on it at once
+            n = next(i for i, r in enumerate(svc.ctx.config.rules) if r.name == "front-door")
+            async with s.post(base + f"/rules/{n}/toggle", data={"csrf": token}) as r:
+                assert r.status == 200 and "disabled" in await r.text()
+            assert "enabled = false" in svc.ctx.config_path.read_text()
+            assert "front_door" not in svc.component("rules").by_sensor
+
             # events: filtered page and CSV
             await svc.ctx.store.flush()
             async with s.get(base + "/events", params={"kind": "sensor", "source": "pump_room"}) as r:

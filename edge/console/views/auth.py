@@ -14,8 +14,8 @@ from .. import session as sess
 log = logging.getLogger("edge.console")
 
 
-def _next(request: web.Request) -> str:
-    target = request.query.get("next", "/")
+def _next(request: web.Request, given: str | None = None) -> str:
+    target = given if given is not None else request.query.get("next", "/")
     # only a path on this site (no //host, no scheme): an open redirect would help phishing
     return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
 
@@ -60,7 +60,7 @@ def add_routes(router: web.UrlDispatcher, console: Any) -> None:
         console.brake.succeeded(addr)
         s = console.sessions.open(creds.user)
         log.info("console: %s logged in from %s", creds.user, addr)
-        resp = web.HTTPSeeOther(_next(request))
+        resp = web.HTTPSeeOther(_next(request, str(data.get("next", "/"))))
         sess.set_cookie(resp, request, sess.COOKIE, s.id, max_age=sess.MAX_AGE_S)
         resp.del_cookie(sess.LOGIN_COOKIE, path="/")
         raise resp

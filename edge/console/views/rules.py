@@ -219,7 +219,7 @@ def add_routes(router: web.UrlDispatcher, console: Any) -> None:
         """POST the rule form (edited or not) plus ``test_value``: what would happen."""
         form = await request.post()
         values = posted_values(form)
-        n = int(request.query["n"]) if request.query.get("n", "").isdigit() else None
+        n = int(ce.text(form, "n")) if ce.text(form, "n").isdigit() else None
         dry: dict[str, Any] = {}
         try:
             data: dict[str, Any] = {"sensor": ce.text(form, "sensor"), "actions": actions_of(form),
