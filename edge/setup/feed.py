@@ -59,9 +59,11 @@ class MenuFeed:
             if ev.active:
                 prev = d.alarms.get(ev.alarm)
                 view = AlarmView(ev.alarm, name, ev.kind, ev.message or ev.kind, ev.since,
-                                 acked=prev.acked if prev else False)
+                                 acked=ev.acknowledged or (prev.acked if prev else False))
                 d.alarms[ev.alarm] = view
-                if prev is None:
+                if ev.acknowledged:  # acknowledged anywhere (console, this panel): off the screen
+                    self.menu.alarm(view, False)
+                elif prev is None:
                     self.menu.alarm(view, True)
                     self.lcd.wake()
             else:
