@@ -83,6 +83,18 @@ class SensorsComponent(Component):
             if sid in old.tracker.updated:
                 self.tracker.updated[sid] = old.tracker.updated[sid]
 
+    async def listening(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` until MQTT ingest has subscribed every topic (at once when
+        there is no MQTT ingest): a sensor added live is listened to before the edit returns."""
+        if self.ingest is None:
+            return True
+        try:
+            async with asyncio.timeout(timeout):
+                await self.ingest.connected_event.wait()
+            return True
+        except TimeoutError:
+            return False
+
     async def start(self) -> None:
         self.gpio.close()
         self.gpio.start()
