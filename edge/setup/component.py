@@ -31,7 +31,7 @@ from .. import __version__
 from .. import config as config_mod
 from .. import credentials as credentials_mod
 from .. import paths
-from ..bus import Alarm, ComponentHealth, RelayChanged, SensorChanged, SensorReading
+from ..bus import Alarm, ComponentHealth, RelayChanged, SensorAvailability, SensorChanged, SensorReading
 from ..component import Component, Health
 from ..interfaces import RELAYS, VIDEO
 from . import menu as m
@@ -119,7 +119,13 @@ class SetupComponent(Component):
                     self.menu.alarm(view, False)
         elif isinstance(ev, SensorChanged):
             name = self._sensor_names.get(ev.sensor) or ev.sensor
-            d.sensors[ev.sensor] = m.SensorView(name, dict(ev.state), ev.ts)
+            old = d.sensors.get(ev.sensor)
+            d.sensors[ev.sensor] = m.SensorView(name, dict(ev.state), ev.ts, old.offline if old else False,
+                                                old.battery_low if old else False)
+        elif isinstance(ev, SensorAvailability):
+            view = d.sensors.get(ev.sensor)
+            if view is not None:
+                view.offline, view.battery_low = not ev.online, ev.battery_low
         elif isinstance(ev, SensorReading):  # "last seen" counts readings that changed nothing too
             view = d.sensors.get(ev.sensor)
             if view is not None:
@@ -196,8 +202,8 @@ class SetupComponent(Component):
         self.lcd.show(self.menu.render(self.clock()))
 
     async def run(self) -> None:
-        sub = self.ctx.bus.subscribe(Alarm, SensorChanged, SensorReading, RelayChanged, ComponentHealth, maxsize=1000,
-                                     name="setup")
+        sub = self.ctx.bus.subscribe(Alarm, SensorChanged, SensorReading, RelayChanged, ComponentHealth, SensorAvailability,
+                                     maxsize=1000, name="setup")
         reader = asyncio.create_task(self._read_bus(sub), name="setup-bus")
         refresher = asyncio.create_task(self._refresh(), name="setup-refresh")
         try:
