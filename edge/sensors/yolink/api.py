@@ -67,6 +67,7 @@ class YoLinkApi:
         self.tokens_issued = 0
         self._http: aiohttp.ClientSession | None = None
         self._lock = asyncio.Lock()
+        self.renewed = asyncio.Event()  # set on every new token (the MQTT connection moves to it)
 
     @property
     def http(self) -> aiohttp.ClientSession:
@@ -134,6 +135,7 @@ class YoLinkApi:
         tok = Token(body["access_token"], refresh if isinstance(refresh, str) else None, now, now + max(1.0, life))
         self.current = tok
         self.tokens_issued += 1
+        self.renewed.set()
         return tok
 
     # ---- calls ------------------------------------------------------------------------------

@@ -4,9 +4,12 @@ A session: token -> home id (cloud: ``Home.getGeneralInfo``; a Local Hub: its su
 device list (``Home.getDeviceList``: sensors are picked by name or id) -> the MQTT report topic
 (``yl-home/<home>/+/report``, ``ylsubnet/<net>/+/report``) subscribed on YoLink's broker with
 the token (cloud: the token is the username, no password; Local Hub: the client id and the
-token as password). Before the token expires a new one is fetched and a second connection made
-with it; the old one is closed once the new one is subscribed, and a report that arrives on
-both (by its ``msgid``) is used once. A broker that refuses the token gets a new token; any
+token as password), at QoS 1 in a persistent session under one stable client id. Before the
+token expires a new one is fetched and a new connection made with it under the same client id:
+it takes the session over from the old one, so a report published in between (even after the
+broker dropped the old token's connection the moment the new token was issued) is queued by
+the broker and delivered; a report that arrives twice (by its ``msgid``) is used once. A broker
+that refuses the token gets a new token; any
 failure ends the session and a new one starts after a backoff (YoLink allows 10 connections per
 5 minutes per credential). Reports are decoded by the ``yolink`` adapter, bad ones counted.
 """
@@ -69,7 +72,7 @@ class Connection:
         else:
             self.username, self.password = cfg.uaid, token.access
         self.client = aiomqtt.Client(host, port, username=self.username, password=self.password, identifier=client_id,
-                                     clean_session=True, keepalive=60, timeout=10, queue_type=dispatching_queue(on_message))
+                                     clean_session=False, keepalive=60, timeout=10, queue_type=dispatching_queue(on_message))
         self.topic = topic
         self.token = token
         self.subscribed = asyncio.Event()
@@ -78,7 +81,7 @@ class Connection:
     async def _run(self) -> None:
         async with self.client:
             raise_if_cancelling()
-            await self.client.subscribe(self.topic, qos=0)
+            await self.client.subscribe(self.topic, qos=1)
             raise_if_cancelling()
             self.subscribed.set()
             async for _ in self.client.messages:  # messages go to on_message as they arrive
@@ -115,7 +118,8 @@ class YoLinkSourceRunner:
         self.sensors = sensors
         self.feed = feed
         self.bad = bad
-        self.client_base = client_base
+        # one stable client id per source (a UUID, as YoLink asks): the session survives a new token
+        self.client_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"edge:{client_base}:yolink:{name}"))
         secret_path = cfg.secret_path(data_dir, name)
         self.api = YoLinkApi(cfg.base_url(), cfg.uaid, lambda: read_secret_file(secret_path, name),
                              f"yolink.{name}.uaid and the Secret Key in {secret_path}")
@@ -201,10 +205,18 @@ class YoLinkSourceRunner:
         while True:
             conn = self.conn
             wait_s = max(0.0, min(conn.token.renew_at - self.api.clock(), next_refresh - time.monotonic()))
-            done, _ = await asyncio.wait({conn.task}, timeout=wait_s)
-            if done:
+            self.api.renewed.clear()
+            renewed = asyncio.ensure_future(self.api.renewed.wait())
+            try:
+                done, _ = await asyncio.wait({conn.task, renewed}, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                renewed.cancel()
+            if conn.task in done:
                 conn.task.result()  # raises why the connection ended
-            if self.api.clock() >= conn.token.renew_at:
+            cur = self.api.current
+            if cur is not None and cur is not conn.token and cur.fresh(self.api.clock()):
+                await self._move_to_new_token(topic, cur)  # renewed after the API rejected the old one
+            elif self.api.clock() >= conn.token.renew_at:
                 await self._move_to_new_token(topic)
             if time.monotonic() >= next_refresh:
                 next_refresh = time.monotonic() + self.cfg.refresh_s
@@ -212,7 +224,7 @@ class YoLinkSourceRunner:
 
     async def _connect(self, token: Token, topic: str) -> Connection:
         self.connects += 1
-        conn = Connection(self.cfg, token, f"{self.client_base}-yl-{uuid.uuid4().hex[:8]}", topic, self._on_message)
+        conn = Connection(self.cfg, token, self.client_id, topic, self._on_message)
         try:
             await conn.ready()
         except BaseException:
@@ -220,9 +232,10 @@ class YoLinkSourceRunner:
             raise
         return conn
 
-    async def _move_to_new_token(self, topic: str) -> None:
-        """New token, new connection subscribed, then the old one closed: no gap in reports."""
-        token = await self.api.renew()
+    async def _move_to_new_token(self, topic: str, token: Token | None = None) -> None:
+        """New token, a new connection with it takes the session over, the old one is closed:
+        what was published in between waits in the broker's session."""
+        token = token or await self.api.renew()
         new = await self._connect(token, topic)
         old, self.conn = self.conn, new
         self.renewals += 1
