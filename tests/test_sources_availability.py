@@ -16,7 +16,8 @@ from edge.dashboard.render import Renderer
 from edge.sensors.badpayload import BadPayloadReporter
 from edge.sensors.config import SensorConfig
 from edge.sensors.router import Router
-from edge.setup import menu as m
+from edge.setup.screens import sensors_screen
+from edge.setup.views import MenuData, SensorView
 
 from .peers import venv_bin
 from .sensor_helpers import metric, publish, sensors_toml, wait_for
@@ -154,15 +155,15 @@ def test_dashboard_and_lcd_show_offline():
     assert (view.online, view.battery_low, view.last_seen) == (False, True, 1000.0)
     img = Renderer(640, 360).render(d.view(), now=1000.0 + 7300)
     assert img.getpixel((600, 70))[:3] == (95, 100, 110)  # the tile is grey: OFFLINE, not a state colour
-    data = m.MenuData(wall=lambda: 1060.0)
-    data.sensors["front_door"] = m.SensorView("Front door", {"contact": True}, 1000.0, offline=True, battery_low=True)
+    data = MenuData(wall=lambda: 1060.0)
+    data.sensors["front_door"] = SensorView("Front door", {"contact": True}, 1000.0, offline=True, battery_low=True)
 
     class _M:
         pass
 
     mm = _M()
     mm.data = data  # type: ignore[attr-defined]
-    page = m.sensors_screen().pages(mm)[0]  # type: ignore[attr-defined]
+    page = sensors_screen().pages(mm)[0]  # type: ignore[attr-defined]
     assert page.value.startswith("OFFLINE BATT 1m")
 
 
