@@ -92,10 +92,12 @@ def credentials_rotate(data_dir: Path) -> None:
 
 
 from .relays.cli import relay  # noqa: E402
+from .sensors.cli import sources  # noqa: E402
 from .store.cli import events  # noqa: E402
 
 cli.add_command(relay)
 cli.add_command(events)
+cli.add_command(sources)
 
 
 def main() -> None:

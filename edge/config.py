@@ -27,7 +27,7 @@ from .onvif.config import OnvifConfig
 from .relays.config import RelaysConfig
 from .rules.config import RuleConfig
 from .section import ConfigError, KeyProblem, Loc, Problem, Section, format_loc
-from .sensors.config import SensorConfig
+from .sensors.config import SensorConfig, YoLinkSource
 from .service_config import ServiceConfig, SiteConfig
 from .setup.config import ButtonsConfig, LcdConfig, NetworkConfig
 from .store.config import StoreConfig
@@ -49,6 +49,7 @@ class Config(Section):
     video: VideoConfig = VideoConfig()
     mqtt: MqttConfig = MqttConfig()
     sensors: list[SensorConfig] = []
+    yolink: dict[str, YoLinkSource] = {}
     rules: list[RuleConfig] = []
     uplink: UplinkConfig = UplinkConfig()
     lcd: LcdConfig = LcdConfig()
