@@ -2,7 +2,7 @@
 the address from the config's [web] section, the credentials from the data dir (run it as root
 or the edge user on the appliance), HTTP Digest so the password never crosses the wire.
 
-(``edge.relays.cli`` has its own copy from before this module; it can move here.)
+
 """
 
 from __future__ import annotations
