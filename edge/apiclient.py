@@ -1,8 +1,6 @@
 """A client of the RUNNING service's HTTP API for the command line (`edge sources check`, ...):
 the address from the config's [web] section, the credentials from the data dir (run it as root
 or the edge user on the appliance), HTTP Digest so the password never crosses the wire.
-
-
 """
 
 from __future__ import annotations
