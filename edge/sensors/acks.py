@@ -32,6 +32,7 @@ message with the same id and content is not mistaken for it either.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import zlib
 from array import array
@@ -41,6 +42,7 @@ from typing import Any, Callable
 log = logging.getLogger("edge.mqtt")
 
 MIDS = 65536
+SEEN_LOAD_TIMEOUT_S = 2.0
 
 
 def digest(topic: bytes, payload: bytes) -> int:
@@ -136,3 +138,74 @@ class AckQueue:
         if qos and self.send is not None:
             self.send(mid, qos)
             self.acked += 1
+
+
+class Deliveries:
+    """One subscription's deliveries (a lane, a YoLink source): each QoS 1 message is
+    recorded as one store group, remembered by its key, and its PUBACK owed to the
+    connection's ``AckQueue``; a message delivered again and recorded already is counted."""
+
+    def __init__(self, identifier: str, store: Callable[[], Any], window: int):
+        self.identifier = identifier
+        self._store = store
+        self.seen = SeenKeys()
+        self.seen_limit = min(32768, max(4096, 4 * window))
+        self.duplicates = 0  # delivered again by the broker and recorded already: not recorded twice
+        self._burst = 0  # duplicates in a row, not yet logged
+        self.loaded = False
+
+    def deliver(self, msg: Any, acks: AckQueue, handle: Callable[[bytes, bytes], None]) -> None:
+        """One paho message, on the loop: ``handle(topic, payload)`` decodes it; what that
+        queues in the store is one group, and the message's PUBACK waits for its commit."""
+        mid, qos, raw_topic, payload = msg.mid, msg.qos, msg._topic, msg.payload  # noqa: SLF001 - bytes as sent
+        if not qos:
+            handle(raw_topic, payload)
+            return
+        d = digest(raw_topic, payload)
+        if msg.dup:
+            original = self.seen.match(mid, d)
+            if original >= 0:  # recorded already: acknowledged once that record is committed
+                self.duplicates += 1
+                self._burst += 1
+                acks.add(mid, qos, original)
+                return
+        if self._burst:
+            self.said_duplicates()
+        store = self._store()
+        if store is None:
+            handle(raw_topic, payload)
+            acks.add(mid, qos, 0)
+            return
+        store.begin_group()
+        try:
+            handle(raw_topic, payload)
+        finally:
+            seq = store.end_group((self.identifier, mid, d))
+        if seq < 0 and store.durable:
+            return  # refused while the store is behind: left with the broker (delivered again)
+        if seq > 0:
+            self.seen.remember(mid, d, seq)
+        acks.add(mid, qos, max(seq, 0))
+
+    def said_duplicates(self) -> None:
+        if self._burst:
+            log.info("mqtt in %s: %d messages delivered again were recorded already: not recorded twice (%d in all)",
+                     self.identifier, self._burst, self.duplicates)
+            self._burst = 0
+
+    async def load_seen(self) -> None:
+        """The keys of the messages recorded last, before the first connection (the broker
+        sends what was not acknowledged right after it). Without a writing store: none."""
+        if self.loaded:
+            return
+        self.loaded = True
+        store = self._store()
+        if store is None:
+            return
+        try:
+            keys = await asyncio.wait_for(store.seen_keys(self.identifier, self.seen_limit), SEEN_LOAD_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - duplicates may then be recorded twice, nothing is lost
+            log.warning("mqtt in %s: keys of the messages recorded last not loaded (%s); a message the broker "
+                        "delivers again may be recorded twice", self.identifier, exc or type(exc).__name__)
+            return
+        self.seen.load(keys)

@@ -23,11 +23,9 @@ import aiomqtt
 from ..backoff import Backoff
 from ..mqtt.client import make_client, raise_if_cancelling, take_messages, tls_context
 from ..mqtt.config import MqttConfig
-from .acks import AckQueue, SeenKeys, digest
+from .acks import AckQueue, Deliveries
 
 log = logging.getLogger("edge.mqtt")
-
-SEEN_LOAD_TIMEOUT_S = 2.0
 
 
 class MqttIngest:
@@ -47,12 +45,8 @@ class MqttIngest:
         self.connects = 0
         self.last_error = ""
         self.received = 0
-        self.duplicates = 0  # delivered again by the broker and recorded already: not recorded twice
-        self._burst = 0  # duplicates in a row, not yet logged
         self.acks = AckQueue(store, cfg.inflight_window)
-        self.seen = SeenKeys()
-        self.seen_limit = min(32768, max(4096, 4 * cfg.inflight_window))
-        self._seen_loaded = False
+        self.deliveries = Deliveries(identifier, store, cfg.inflight_window)
         self._ssl = tls_context(cfg)  # reads cert files once, at build time
         self._password = cfg.read_password()
         self.connected_event = asyncio.Event()
@@ -60,43 +54,13 @@ class MqttIngest:
         if st is not None:
             st.add_listener(self.acks.release)
 
-    def _deliver(self, msg: Any) -> None:
-        """One paho message, on the loop: decode it, record it as one store group, owe its ack."""
-        self.received += 1
-        mid, qos, raw_topic, payload = msg.mid, msg.qos, msg._topic, msg.payload  # noqa: SLF001 - bytes as sent
-        store = self._store()
-        if not qos:
-            self._handle(raw_topic, payload)
-            return
-        d = digest(raw_topic, payload)
-        if msg.dup:
-            original = self.seen.match(mid, d)
-            if original >= 0:  # recorded already: acknowledged once that record is committed
-                self.duplicates += 1
-                self._burst += 1
-                self.acks.add(mid, qos, original)
-                return
-        if self._burst:
-            self._said_duplicates()
-        if store is None:
-            self._handle(raw_topic, payload)
-            self.acks.add(mid, qos, 0)
-            return
-        store.begin_group()
-        try:
-            self._handle(raw_topic, payload)
-        finally:
-            seq = store.end_group((self.identifier, mid, d))
-        if seq < 0 and store.durable:
-            return  # refused while the store is behind: left with the broker (delivered again)
-        if seq > 0:
-            self.seen.remember(mid, d, seq)
-        self.acks.add(mid, qos, max(seq, 0))
+    @property
+    def duplicates(self) -> int:
+        return self.deliveries.duplicates
 
-    def _said_duplicates(self) -> None:
-        log.info("mqtt in %s: %d messages delivered again were recorded already: not recorded twice (%d in all)",
-                 self.identifier, self._burst, self.duplicates)
-        self._burst = 0
+    def _deliver(self, msg: Any) -> None:
+        self.received += 1
+        self.deliveries.deliver(msg, self.acks, self._handle)
 
     def _handle(self, raw_topic: bytes, payload: bytes) -> None:
         try:
@@ -109,24 +73,8 @@ class MqttIngest:
         except Exception:  # noqa: BLE001 - never into paho's read loop
             log.exception("mqtt in: handling a message on %s failed", topic[:120])
 
-    async def _load_seen(self) -> None:
-        """The keys of the messages recorded last, before the first connection (the broker
-        sends what we did not acknowledge right after it). Without a writing store: none."""
-        self._seen_loaded = True
-        store = self._store()
-        if store is None:
-            return
-        try:
-            keys = await asyncio.wait_for(store.seen_keys(self.identifier, self.seen_limit), SEEN_LOAD_TIMEOUT_S)
-        except Exception as exc:  # noqa: BLE001 - duplicates may then be recorded twice, nothing is lost
-            log.warning("mqtt in %s: keys of the messages recorded last not loaded (%s); a message the broker "
-                        "delivers again may be recorded twice", self.identifier, exc or type(exc).__name__)
-            return
-        self.seen.load(keys)
-
     async def run(self) -> None:
-        if not self._seen_loaded:
-            await self._load_seen()
+        await self.deliveries.load_seen()
         while True:
             began = time.monotonic()
             try:
@@ -156,8 +104,7 @@ class MqttIngest:
                 self.connected = False
                 self.connected_event.clear()
                 self.acks.disconnected()
-                if self._burst:
-                    self._said_duplicates()
+                self.deliveries.said_duplicates()
             if time.monotonic() - began > 60:
                 self.backoff.reset()
             delay = self.backoff.next()

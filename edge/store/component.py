@@ -19,7 +19,8 @@ import logging
 from pathlib import Path
 
 from ..component import Component, Health
-from ..interfaces import STORE
+from ..interfaces import HISTORY, STORE
+from .history import StoreHistory
 from .store import STALLED_AFTER_S, Store, StoreStats
 
 log = logging.getLogger("edge.store")
@@ -47,6 +48,7 @@ class StoreComponent(Component):
                            prune_interval_s=cfg.prune_interval_s, on_batch=self._publish,
                            stalled_after_s=min(STALLED_AFTER_S, cfg.write_timeout_s))
         ctx.registry.provide(STORE, self.store)
+        ctx.registry.provide(HISTORY, StoreHistory(self.path))
         self._started = False
 
     def _publish(self, stats: StoreStats) -> None:  # writer thread, after each batch with events

@@ -30,9 +30,19 @@ class Adapter(Protocol):
 
     def decode(self, topic: str, data: Any, raw: bytes, sensor: SensorConfig) -> dict[str, Any] | None: ...
 
-    def sent_at(self, data: Any) -> float | None:
-        """The time the payload says it was made (unix seconds), None when it carries none."""
-        ...
+
+# reserved reading field: the time the payload says it was made (unix seconds), from adapters
+# whose payloads carry one; the router makes it the reading's time and age
+SENT_AT = "_sent_at"
+
+
+def stamped(out: dict[str, Any] | None, when: Any) -> dict[str, Any] | None:
+    """``out`` with the payload's own time ``when`` (see ``payload_time``) under ``SENT_AT``."""
+    if out:
+        t = payload_time(when)
+        if t is not None:
+            out[SENT_AT] = t
+    return out
 
 
 MAX_JSON_DEPTH = 32

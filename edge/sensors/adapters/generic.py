@@ -85,9 +85,6 @@ class Generic:
     name = "generic"
     needs_json = False  # a field with path "." can read a plain payload
 
-    def sent_at(self, data: Any) -> float | None:
-        return None  # any JSON: no known time field
-
     def decode(self, topic: str, data: Any, raw: bytes, sensor: SensorConfig) -> dict[str, Any] | None:
         out: dict[str, Any] = {}
         parsed: Any = _MISSING

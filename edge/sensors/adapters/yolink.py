@@ -13,10 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import SensorConfig
-from .base import BadPayload, as_number, payload_time, require_object
+from .base import BadPayload, as_number, require_object, stamped
 
 _STATE_FIELD = {"DoorSensor": "contact", "MotionSensor": "occupancy", "LeakSensor": "water_leak",
                 "VibrationSensor": "vibration", "THSensor": None, "COSmokeSensor": None}
+# the sensor kinds each YoLink device type can be (a YoLink source checks the config against it)
+KINDS_FOR_TYPE = {"DoorSensor": {"contact"}, "MotionSensor": {"motion"}, "LeakSensor": {"leak"},
+                  "VibrationSensor": {"vibration"}, "THSensor": {"temperature", "humidity"},
+                  "COSmokeSensor": {"smoke", "co"}}
 
 
 def _alert_state(kind: str, s: Any) -> bool:
@@ -34,9 +38,11 @@ class YoLink:
     name = "yolink"
     needs_json = True
 
-    def sent_at(self, data: Any) -> float | None:
-        """``time``: when the hub sent the event (epoch ms)."""
-        return payload_time(data.get("time")) if isinstance(data, dict) else None
+    @staticmethod
+    def kinds_for(device_type: str) -> set[str] | None:
+        """Kinds a device of this type can be configured as (None: a type this adapter does not read)."""
+        k = KINDS_FOR_TYPE.get(device_type)
+        return None if k is None else k | {"generic"}
 
     def decode(self, topic: str, data: Any, raw: bytes, sensor: SensorConfig) -> dict[str, Any] | None:
         obj = require_object(data)
@@ -87,4 +93,4 @@ class YoLink:
             out["signal"] = as_number("data.loraInfo.signal", lora["signal"], -200, 50)
         if not out:
             raise BadPayload(f"{event[:40]} carries no state this adapter reads")
-        return out
+        return stamped(out, obj.get("time"))  # when the hub sent the event (epoch ms)
