@@ -37,18 +37,6 @@ def tls_context(cfg: MqttConfig) -> ssl.SSLContext | None:
     return ctx
 
 
-def dispatching_queue(handler: Callable[[aiomqtt.Message], object]) -> type[asyncio.Queue[aiomqtt.Message]]:
-    """An aiomqtt ``queue_type`` that hands each message to ``handler`` as paho delivers it
-    (on the loop, inside the socket read) instead of queueing it for ``async for``: no task
-    and no loop iteration per message on the hot path."""
-
-    class DispatchQueue(asyncio.Queue):  # type: ignore[type-arg]
-        def put_nowait(self, item: aiomqtt.Message) -> None:
-            handler(item)
-
-    return DispatchQueue
-
-
 def take_messages(client: aiomqtt.Client, handler: Callable[[Any], object]) -> Callable[[int, int], object]:
     """Receive ``client``'s messages as paho delivers them (``handler(paho MQTTMessage)``, on
     the loop, inside the socket read: no task and no loop iteration per message) and
