@@ -148,7 +148,8 @@ def spoil(answer: bytes, what: str) -> bytes:
         body = re.sub(r'^("\*?ACK")(\d{4})', lambda m: m.group(1) + f"{(int(m.group(2)) % 9999) + 1:04d}", body)
         return b"\n" + f"{dc09.crc16_arc(body.encode()):04X}{len(body):04X}".encode() + body.encode() + b"\r"
     if what == "random":
-        return bytes(random.randrange(256) for _ in range(40)) + b"\r"
+        # (no LF, CR or hex digit inside: the same reason every run)
+        return bytes(random.choice(b"GHIJKLMNOPQRSTUVWXYZ!?#\x00\xff\x80") for _ in range(40)) + b"\r"
     if what == "half":
         return answer[: len(answer) // 2]
     if what == "drop":

@@ -82,7 +82,7 @@ class Receiver:
                 if self.broken != str(exc):
                     log.error("receiver %s cannot start: %s; its reports wait in the outbox", self.name, exc)
                 self.broken = str(exc)
-                await asyncio.sleep(max(5.0, backoff.next()))
+                await asyncio.sleep(backoff.next())  # fixed files are picked up without a restart
         backoff.reset()
         t = self.transport
         async with asyncio.TaskGroup() as tg:

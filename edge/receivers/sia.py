@@ -143,6 +143,8 @@ class SiaTransmitter:
                     xdata.append((letter, value))
         if self.now() - report.ts > DELAYED_S:  # queued a while: say when it happened
             xdata.append(("H", datetime.fromtimestamp(report.ts, timezone.utc).strftime(dc09.TIME_FORMAT)))
+        if c.format == "ADM-CID":  # receivers (pysiaalarm too) read one x-data block after Contact ID data
+            xdata = xdata[:1]
         return dc09.Message(c.format, dc09.seq_text(report.n), c.account, c.line, c.receiver_number, data, tuple(xdata))
 
     def null_message(self, n: int) -> dc09.Message:
@@ -200,8 +202,9 @@ class SiaTransmitter:
                 log.warning("%s: NAK for %s %s; its clock is %+.0f s from ours: corrected, sending again", p.label,
                             msg.id, msg.seq, skew)
                 continue
-            p.failed(f"{msg.id} {msg.seq}: NAK ({answer.text})")
-            raise DeliveryFailed(f"NAK: {answer.text}")
+            why = f"NAK: the receiver refuses the message (account, key or format?): {answer.text}"
+            p.failed(f"{msg.id} {msg.seq}: {why}")
+            raise DeliveryFailed(why)
         raise AssertionError("unreachable")
 
     def _check(self, answer: dc09.Answer, msg: dc09.Message) -> None:
