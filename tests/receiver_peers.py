@@ -47,6 +47,7 @@ class SiaPeer:
     port: int = 0
     events: list[SIAEvent] = field(default_factory=list)
     client: Any = None
+    _writers: set[Any] = field(default_factory=set)
 
     async def _on_event(self, ev: SIAEvent) -> None:
         self.events.append(ev)
@@ -59,6 +60,17 @@ class SiaPeer:
         self.client = SIAClient("127.0.0.1", self.port, [acc], self._on_event, protocol=proto)
         if self.protocol == "udp":
             self.client.sia_server.__class__ = _UdpServer
+        else:  # a stopped receiver drops its connections too (pysiaalarm would answer one more message)
+            handle = self.client.sia_server.handle_line
+
+            async def handle_line(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                self._writers.add(writer)
+                try:
+                    await handle(reader, writer)
+                finally:
+                    self._writers.discard(writer)
+
+            self.client.sia_server.handle_line = handle_line
         await self.client.async_start(**({"reuse_address": True} if self.protocol == "tcp" else {}))
         return self
 
@@ -66,6 +78,8 @@ class SiaPeer:
         if self.client is not None:
             await self.client.async_stop()
             self.client = None
+        for w in list(self._writers):
+            w.close()
 
     @property
     def reports(self) -> list[SIAEvent]:

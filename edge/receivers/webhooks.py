@@ -57,14 +57,14 @@ class _HttpTransport:
         self.links = [Link(name, "http", url, FAILOVER_AFTER, on_change=on_change)]
         self.session: aiohttp.ClientSession | None = None
 
-    async def _post(self, data: bytes, headers: dict[str, str], auth: aiohttp.BasicAuth | None = None) -> Delivery:
+    async def _post(self, data: bytes, headers: dict[str, str]) -> Delivery:
         link = self.links[0]
         if self.session is None or self.session.closed:
             self.session = aiohttp.ClientSession(timeout=self.timeout)
         t0 = time.monotonic()
         try:
             async with self.session.post(self.url, data=data, headers={"Content-Type": "application/json", **headers},
-                                         auth=auth, allow_redirects=False) as r:
+                                         allow_redirects=False) as r:
                 text = " ".join((await r.text(errors="replace"))[:200].split())
                 status = r.status
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -96,12 +96,11 @@ class ChektTransport(_HttpTransport):
     async def deliver(self, report: Report) -> Delivery:
         body = json.dumps(fill(self.cfg.body, report_fields(report, self.site)), ensure_ascii=False).encode()
         headers: dict[str, str] = {}
-        auth = None
         if self.cfg.auth == "basic":
-            auth = aiohttp.BasicAuth(self.cfg.user, self.token or "")
+            headers["Authorization"] = aiohttp.encode_basic_auth(self.cfg.user, self.token or "")
         elif self.cfg.auth == "bearer":
             headers["Authorization"] = f"Bearer {self.token}"
-        return await self._post(body, headers, auth)
+        return await self._post(body, headers)
 
 
 class WebhookTransport(_HttpTransport):
