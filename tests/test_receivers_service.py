@@ -89,7 +89,14 @@ async def test_health_metrics_and_the_cli(service_factory, tmp_path):
             async with aiohttp.ClientSession() as s:
                 async with s.get(svc.base_url + "/healthz", headers=basic_auth(svc.user, svc.password)) as r:
                     health = (await r.json())["components"]["receivers"]["health"]
+                async with s.post(svc.base_url + "/api/receivers/test", data=b"",  # a form from another origin
+                                  headers=basic_auth(svc.user, svc.password)) as r:
+                    assert r.status == 415
+                async with s.post(svc.base_url + "/api/receivers/test", json={"timeout_s": "soon"},
+                                  headers=basic_auth(svc.user, svc.password)) as r:
+                    assert r.status == 400 and "timeout_s" in (await r.json())["error"]
             assert health.startswith("arc: ok, answered ") and "0 queued" in health
+            assert peer.codes().count("RX") == 1
 
             await peer.stop()  # the receiver goes away: the test says so, the report stays queued
             proc = await asyncio.create_subprocess_exec(venv_bin("edge"), "report", "test", *cmd[4:], "--timeout", "1",

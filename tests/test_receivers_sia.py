@@ -199,3 +199,35 @@ async def test_a_restart_with_reports_waiting_loses_nothing(service_factory, tmp
     delivered = [e.payload for e in query_events(db, kind="report")]
     assert [p["code"] for p in delivered if p["code"].startswith("B")] == ["BA", "BH"] * 3
     assert all(p["ok"] for p in delivered)
+
+
+async def test_a_code_the_receiver_does_not_know_is_dropped_and_the_queue_moves_on(service_factory, caplog):
+    peer = await SiaPeer().start()
+    try:
+        async with service_factory(sia_toml(peer.port)) as svc:
+            with caplog.at_level(logging.ERROR, logger="edge.receivers"):
+                assert door(svc, True, code="QQ")  # pysiaalarm answers DUH
+                assert door(svc, True)
+                await wait_for(lambda: peer.reports, 5, "the next report")
+            rx = svc.component("receivers").receivers["arc"]
+            assert rx.rejected == 1 and len(rx.queue) == 0
+            await svc.ctx.store.flush()
+            db = svc.ctx.data_dir / "edge.db"
+            outcomes = [(e.payload["code"], e.payload["ok"]) for e in query_events(db, kind="report")]
+            assert outcomes == [("QQ", False), ("BA", True)]
+    finally:
+        await peer.stop()
+    assert peer.codes() == ["BA"]
+    assert any("receiver arc" in r.getMessage() and "DUH" in r.getMessage() and "dropped" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_the_daily_test_report_time():
+    from datetime import datetime, timedelta, timezone
+
+    from edge.receivers.receiver import next_daily
+
+    tz = timezone(timedelta(hours=2))
+    assert next_daily(datetime(2024, 5, 1, 2, 59, tzinfo=tz), "03:00") == datetime(2024, 5, 1, 3, 0, tzinfo=tz)
+    assert next_daily(datetime(2024, 5, 1, 3, 0, tzinfo=tz), "03:00") == datetime(2024, 5, 2, 3, 0, tzinfo=tz)
+    assert next_daily(datetime(2024, 12, 31, 23, 30, tzinfo=tz), "00:15") == datetime(2025, 1, 1, 0, 15, tzinfo=tz)

@@ -7,7 +7,8 @@
 A test report goes through the receiver's queue like any report (after what already waits);
 the answer is what the receiver said (``ACK 0042``, ``HTTP 200 ...``). 200 when every receiver
 answered, 503 when one did not (the test report then stays queued), 404 unknown receiver,
-400 bad input.
+400 bad input, 415 when the body is not declared JSON (a page of another origin cannot send a
+JSON POST without a CORS preflight, which this server never allows: no test reports by CSRF).
 """
 
 from __future__ import annotations
@@ -33,14 +34,14 @@ def add_routes(app: web.Application, receivers: "ReceiversComponent") -> None:
         return web.json_response({"receivers": receivers.describe()})
 
     async def test(request: web.Request) -> web.Response:
-        data: dict[str, Any] = {}
-        if request.body_exists:
-            try:
-                data = await request.json()
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise _error(web.HTTPBadRequest, "the body is not JSON") from None
-            if not isinstance(data, dict):
-                raise _error(web.HTTPBadRequest, "the body must be a JSON object")
+        if request.content_type != "application/json":
+            raise _error(web.HTTPUnsupportedMediaType, "send a JSON object with Content-Type: application/json")
+        try:
+            data = await request.json() if request.body_exists else {}
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise _error(web.HTTPBadRequest, "the body is not JSON") from None
+        if not isinstance(data, dict):
+            raise _error(web.HTTPBadRequest, "the body must be a JSON object")
         name = data.get("receiver")
         timeout = data.get("timeout_s", DEFAULT_TIMEOUT_S)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 600:
