@@ -149,14 +149,17 @@ class ReceiversComponent(Component):
         if rx is None:
             return
         self._publish_health(rx)
-        alarm_id = f"{ALARM_SENSOR.format(rx.name)}:{link.name}"
-        active = link.up is False
+        self._comm(rx, link.name, link.where, link.up is False, link.last_error)
+
+    def _comm(self, rx: Receiver, path: str, where: str, active: bool, why: str, report: bool = True) -> None:
+        """Raise or clear the communication alarm of one path (and tell the receiver: YS/YK)."""
+        alarm_id = f"{ALARM_SENSOR.format(rx.name)}:{path}"
         prev = self.comm_alarms.get(alarm_id)
         if active == (prev is not None and prev.active):
             return
         now = time.time()
-        message = (f"Alarm receiver {rx.name}: {link.name} path {link.where} not answering ({link.last_error})"
-                   if active else f"Alarm receiver {rx.name}: {link.name} path {link.where} answers again")
+        message = (f"Alarm receiver {rx.name}: {path} path {where} not answering ({why})"
+                   if active else f"Alarm receiver {rx.name}: {path} path {where} answers again")
         ev = Alarm(alarm_id, ALARM_SENSOR.format(rx.name), active, "communication", message,
                    since=prev.since if (prev and not active) else now, ts=now)
         self.comm_alarms[alarm_id] = ev
@@ -165,9 +168,9 @@ class ReceiversComponent(Component):
         if store is not None:
             record(store.record_event("alarm", ev.sensor, {"alarm": alarm_id, "active": active, "kind": ev.kind,
                                                            "message": message, "since": ev.since}, ts=now))
-        if rx.type == "sia":  # the receiving centre hears of its own link trouble (YS) and its end (YK)
+        if rx.type == "sia" and report:  # the receiving centre hears of its own link trouble (YS) and its end (YK)
             self.report(rx.name, active=active, sensor=ev.sensor, kind="communication", text=message,
-                        zone=PATH_ZONES.get(link.name, 0), source="supervision")
+                        zone=PATH_ZONES.get(path, 0), source="supervision")
 
     def _publish_health(self, rx: Receiver) -> None:
         self.ctx.bus.publish(ComponentHealth(f"receiver/{rx.name}", rx.ok, rx.detail(ages=False)))
@@ -190,9 +193,25 @@ class ReceiversComponent(Component):
     # ---- component ----------------------------------------------------------------------------------------
     async def start(self) -> None:
         for rx in self.receivers.values():
+            if rx.queue.ready:
+                continue
             waiting = await rx.queue.load()
             if waiting:
                 log.warning("receiver %s: %d reports waiting from before the restart", rx.name, waiting)
+            self._trouble_from_before(rx)
+
+    def _trouble_from_before(self, rx: Receiver) -> None:
+        """A link trouble (YS) still queued from before a restart has not been restored (YK)
+        yet: its alarm is up again, and it is cleared (YK queued) once the path answers."""
+        if rx.type != "sia":
+            return
+        open_zones: set[int] = set()
+        for item in rx.queue.items:
+            if item.report.kind == "communication":
+                (open_zones.add if item.report.code == "YS" else open_zones.discard)(item.report.zone)
+        for path, host, port in rx.cfg.paths:  # type: ignore[attr-defined]
+            if PATH_ZONES[path] in open_zones:
+                self._comm(rx, path, f"{host}:{port}", True, "since before the restart", report=False)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
