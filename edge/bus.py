@@ -78,7 +78,11 @@ class RelayChanged(Event):
 
 @dataclass(frozen=True, slots=True)
 class Alarm(Event):
-    """An alarm raised (``active``) or cleared. ``alarm`` is a stable id, e.g. ``front_door:open``."""
+    """An alarm raised (``active``) or cleared. ``alarm`` is a stable id, e.g. ``front_door:open``.
+
+    An active alarm is published again with ``acknowledged`` (and who did it in ``acked_by``)
+    when someone acknowledges it (console, front panel): consumers stop alerting for it
+    (the LCD drops its alarm screen, ONVIF clears the input) while it stays active."""
 
     alarm: str
     sensor: str
@@ -87,6 +91,8 @@ class Alarm(Event):
     message: str
     since: float = field(default_factory=_now)
     ts: float = field(default_factory=_now)
+    acknowledged: bool = False
+    acked_by: str = ""
 
     @property
     def key(self) -> str:

@@ -50,8 +50,9 @@ def run(config_path: Path, data_dir: Path | None, simulated: bool) -> None:
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("var"), show_default=True)
 def demo(config_path: Path, data_dir: Path) -> None:
     """Run the appliance on this machine with simulated hardware and its own MQTT broker."""
-    from .demo_runner import run_demo
+    from .demo_runner import run_demo, working_config
 
+    config_path = working_config(config_path, data_dir)
     cfg = _load_config(config_path)
     sys.exit(run_demo(cfg, data_dir, config_path))
 

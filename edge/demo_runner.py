@@ -17,6 +17,7 @@ from typing import Any, Callable
 from hw.platform import SimulatedPlatform
 
 from . import credentials as credentials_mod
+from . import paths
 from .config import Config
 from .receivers.keys import read_secret, secret_path, write_secret
 from .service import configure_logging, run_service, run_to_exit
@@ -62,6 +63,19 @@ def start_broker(data_dir: Path, port: int = BROKER_PORT) -> subprocess.Popen[by
         time.sleep(0.05)
     proc.terminate()
     raise SystemExit(f"mosquitto did not listen on {BROKER_HOST}:{port} within 5 s")
+
+
+def working_config(config_path: Path, data_dir: Path) -> Path:
+    """The shipped demo config is part of the source tree: the demo runs on a copy in the data
+    dir (made at the first start), so what the web console saves survives a restart and never
+    edits the repository. Delete ``<data dir>/edge.toml`` to start from the shipped one again."""
+    if Path(config_path).resolve() != paths.DEMO_CONFIG.resolve():
+        return Path(config_path)
+    copy = Path(data_dir) / "edge.toml"
+    if not copy.exists():
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(config_path, copy)
+    return copy
 
 
 def start_demo_receiver(cfg: Config, data_dir: Path) -> Callable[[], None] | None:
@@ -135,6 +149,7 @@ def banner(cfg: Config, data_dir: Path) -> str:
     lines = [
         "",
         "edge demo is running (simulated hardware). Ctrl-C stops it.",
+        f"  console:  http://{host}:{web.port}/  (the web console; config edits go to {data_dir}/edge.toml)",
         f"  health:   http://{host}:{web.port}/healthz",
         f"  metrics:  http://{host}:{web.port}/metrics",
         f"  login:    user '{creds.user}', password: run `.venv/bin/edge credentials --data-dir {data_dir}`",
@@ -148,7 +163,7 @@ def banner(cfg: Config, data_dir: Path) -> str:
             f"  snapshot: http://{host}:{web.port}/snapshot.jpg",
         ]
     lines += [
-        f"  MQTT:     {BROKER_HOST}:{BROKER_PORT}",
+        f"  MQTT:     {BROKER_HOST}:{cfg.mqtt.port}",
         f"  panel:    http://{host}:{web.port}/panel (simulated LCD + buttons; or curl -X POST .../api/buttons/select)",
         *([f"  alarm receiver: SIA DC-09 {cfg.receivers.sia[DEMO_RECEIVER].primary} (reports print here; "
            "`.venv/bin/edge report test --config edge/demo/edge.toml --data-dir var`)"]
@@ -165,7 +180,8 @@ def run_demo(cfg: Config, data_dir: Path, config_path: Path) -> int:
     configure_logging(cfg.service.log_level)
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    broker = start_broker(data_dir)
+    # the demo config's broker port (another config may use another port: its own broker)
+    broker = start_broker(data_dir, cfg.mqtt.port) if cfg.mqtt.enabled and cfg.mqtt.host in ("127.0.0.1", "localhost") else None
     stop_receiver = start_demo_receiver(cfg, data_dir)
 
     def stop_broker() -> None:

@@ -100,7 +100,8 @@ class EventHub:
         if isinstance(ev, Alarm):
             before = self.input_state(ev.sensor)
             active = self.alarms.setdefault(ev.sensor, set())
-            (active.add if ev.active else active.discard)(ev.alarm)
+            # an acknowledged alarm stops alerting the NVR (the installer has seen it)
+            (active.add if ev.active and not ev.acknowledged else active.discard)(ev.alarm)
             after = self.input_state(ev.sensor)
             out = []
             if after != before:

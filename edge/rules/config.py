@@ -21,9 +21,15 @@ sections (the sensor exists, the relay exists) are in ``edge.config_checks``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from pydantic import Field, model_validator
 
+from .. import kinds
 from ..section import Section
+
+if TYPE_CHECKING:
+    from ..sensors.config import SensorConfig
 
 
 ACTION_TYPES = ("pulse", "follow", "latch", "alarm", "report")
@@ -61,6 +67,7 @@ class RuleAction(Section):
 
 class RuleConfig(Section):
     name: str = ""
+    enabled: bool = Field(True, description="false: the rule is kept but does nothing")
     sensor: str
     field: str | None = None
     equals: bool | int | float | str | None = None
@@ -77,3 +84,25 @@ class RuleConfig(Section):
         if not self.actions and self.door_prop_s is None:
             raise ValueError("a rule needs actions or door_prop_s")
         return self
+
+
+def rule_field(rule: RuleConfig, sensor: "SensorConfig") -> str:
+    """The state field the rule watches (its own ``field``, else the sensor kind's)."""
+    return rule.field or sensor.primary_field
+
+
+def condition_holds(rule: RuleConfig, sensor: "SensorConfig", state: dict[str, Any]) -> bool:
+    """Whether ``state`` meets the rule's condition (a missing field: no). The meaning of a
+    rule, used by the engine and by a dry test that must say exactly what the engine would do."""
+    f = rule_field(rule, sensor)
+    if f not in state:
+        return False
+    v = state[f]
+    if rule.above is not None or rule.below is not None:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return False
+        return (rule.above is None or v > rule.above) and (rule.below is None or v < rule.below)
+    want = rule.equals if rule.equals is not None else kinds.get(sensor.kind).alarm_value
+    if isinstance(want, bool) or isinstance(v, bool):
+        return isinstance(v, bool) and isinstance(want, bool) and v == want
+    return v == want

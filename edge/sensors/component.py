@@ -71,6 +71,18 @@ class SensorsComponent(Component):
     def state(self, sensor: str) -> dict[str, Any]:
         return dict(self.tracker.states.get(sensor, {}))
 
+    def seen(self, sensor: str) -> float | None:
+        return self.tracker.updated.get(sensor)
+
+    def carry_over(self, old: "SensorsComponent") -> None:
+        """Rebuilt from a new config (edge.live_config): keep what the old one knew of the
+        sensors that are still configured, so nothing looks changed (or fires) at the switch."""
+        for sid in self.by_id:
+            if sid in old.tracker.states:
+                self.tracker.states[sid] = dict(old.tracker.states[sid])
+            if sid in old.tracker.updated:
+                self.tracker.updated[sid] = old.tracker.updated[sid]
+
     async def start(self) -> None:
         self.gpio.close()
         self.gpio.start()

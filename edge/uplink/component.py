@@ -78,7 +78,8 @@ class Uplink(Component):
             return [(t.sensor(ev.sensor), _json({**ev.state, "ts": ev.ts}), True)]
         if isinstance(ev, Alarm):
             return [(t.event, _json({"type": "alarm", "alarm": ev.alarm, "sensor": ev.sensor, "active": ev.active,
-                                     "kind": ev.kind, "message": ev.message, "since": ev.since, "ts": ev.ts}), False)]
+                                     "kind": ev.kind, "message": ev.message, "since": ev.since, "ts": ev.ts,
+                                     "acknowledged": ev.acknowledged, "acked_by": ev.acked_by}), False)]
         if isinstance(ev, RelayChanged):
             return [(t.relay(ev.relay), b"ON" if ev.on else b"OFF", True),
                     (t.event, _json({"type": "relay", "relay": ev.relay, "on": ev.on, "source": ev.source, "ts": ev.ts}), False)]
