@@ -166,3 +166,20 @@ def test_check_config_cli_on_the_demo_config():
     arc = cfg.receivers.sia["arc"]
     assert (arc.primary, arc.protocol, arc.account, arc.key_format) == ("127.0.0.1:7777", "tcp", "1234", "ascii")
     assert cfg.receivers.zones["front_door"] == 1
+
+
+async def test_an_acknowledged_alarm_is_not_reported_again(mosquitto, service_factory):
+    from edge.interfaces import ALARMS
+
+    peer = await SiaPeer().start()
+    rules = '\n[[rules]]\nname = "door"\nsensor = "front_door"\ndoor_prop_s = 0.2\nactions = []\n'
+    try:
+        async with service_factory(sia_toml(peer.port, mqtt_port=mosquitto.port, rules=rules, kinds='["door_prop"]')) as svc:
+            await publish(mosquitto.port, ("z/front_door", '{"contact":true}'), ("z/front_door", '{"contact":false}'))
+            await wait_for(lambda: peer.codes() == ["DL"], 5, "DL")
+            assert svc.ctx.registry.get(ALARMS).acknowledge("front_door:door_prop", "test").ok
+            await asyncio.sleep(0.3)
+            await publish(mosquitto.port, ("z/front_door", '{"contact":true}'))
+            await wait_for(lambda: peer.codes() == ["DL", "DH"], 5, "DH, and no second DL")
+    finally:
+        await peer.stop()

@@ -64,6 +64,7 @@ class ReceiversComponent(Component):
         # a rule's report action to a receiver replaces the sensor kind's default report to it
         self.overridden = {(r.sensor, a.report) for r in ctx.config.rules for a in r.actions if a.report}
         self.comm_alarms: dict[str, Alarm] = {}
+        self._alarm_active: dict[str, bool] = {}  # alarms of alarm kinds on the bus: raised or not
         # subscribed now, before any producer starts: no change is missed
         self.sub: Any = ctx.bus.subscribe(SensorChanged, Alarm, maxsize=100_000, name="receivers")
         ctx.registry.provide(REPORTS, self)
@@ -138,6 +139,9 @@ class ReceiversComponent(Component):
     def _alarm(self, ev: Alarm) -> None:
         if ev.kind in kinds.KINDS:
             return  # a sensor kind: reported from the sensor's own change
+        if self._alarm_active.get(ev.alarm, False) == ev.active:
+            return  # no edge: e.g. the same alarm again, acknowledged
+        self._alarm_active[ev.alarm] = ev.active
         for name, rx in self.receivers.items():
             if ev.kind in rx.cfg.kinds and ev.sensor != ALARM_SENSOR.format(name):
                 self.report(name, active=ev.active, sensor=ev.sensor, kind=ev.kind, text=ev.message,
