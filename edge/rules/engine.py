@@ -14,6 +14,7 @@ import logging
 import time
 from typing import Any
 
+from .. import kinds
 from ..bus import Alarm, SensorChanged
 from ..component import Component, Health
 from ..context import Context
