@@ -112,7 +112,9 @@ class _UdpServer(SIAServerUDP):
 class SpoilingProxy:
     """A TCP proxy to a receiver that replaces its answers, one per message, from a script:
     ``badcrc``, ``wrongseq``, ``random``, ``half``, ``close``, ``drop`` (the receiver got the
-    message, its ACK is lost) or ``pass``. After the script every answer passes."""
+    message, its ACK is lost), ``pass_close`` (the answer, then the connection closes, as
+    receivers with one connection per message do) or ``pass``. After the script every answer
+    passes."""
 
     def __init__(self, upstream_port: int, script: list[str]):
         self.upstream_port = upstream_port
@@ -144,7 +146,7 @@ class SpoilingProxy:
                     return
                 writer.write(spoil(answer, what))
                 await writer.drain()
-                if what == "half":
+                if what in ("half", "pass_close"):
                     return
         except (asyncio.IncompleteReadError, ConnectionError):
             pass

@@ -120,6 +120,21 @@ async def test_garbage_from_the_receiver_is_logged_and_retried(service_factory, 
         assert any(why in line for line in log), (why, log)
 
 
+async def test_a_receiver_that_closes_after_each_answer(service_factory):
+    peer = await SiaPeer().start()
+    proxy = await SpoilingProxy(peer.port, ["pass_close"] * 4).start()
+    try:
+        async with service_factory(sia_toml(proxy.port)) as svc:
+            rx = svc.component("receivers").receivers["arc"]
+            for opened in (True, False, True, False):  # back to back: the close comes after the next message left
+                assert door(svc, opened)
+            await wait_for(lambda: len(peer.reports) == 4 and len(rx.queue) == 0, 5, "four reports")
+            assert rx.failures == 0
+    finally:
+        await proxy.stop()
+        await peer.stop()
+
+
 async def test_a_receiver_that_never_answers_raises_the_communication_failure(service_factory, tmp_path):
     port = free_port()
     silent_conns = []

@@ -62,7 +62,7 @@ class ReceiversComponent(Component):
             self.receivers[name] = Receiver(name, self.cfg.type_of(name), rcfg, q, data_dir=ctx.data_dir, site=self.site,
                                             device=device, on_link=self._link_changed, on_done=self._delivered)
         # a rule's report action to a receiver replaces the sensor kind's default report to it
-        self.overridden = {(r.sensor, a.report) for r in ctx.config.rules for a in r.actions if a.report}
+        self.overridden = {(r.sensor, a.report) for r in ctx.config.rules if r.enabled for a in r.actions if a.report}
         self.comm_alarms: dict[str, Alarm] = {}
         self._alarm_active: dict[str, bool] = {}  # alarms of alarm kinds on the bus: raised or not
         # subscribed now, before any producer starts: no change is missed

@@ -45,9 +45,21 @@ class _Tcp:
         return self.writer is not None and not self.writer.is_closing()
 
     async def exchange(self, frame: bytes) -> bytes:
-        if self.reader is None or self.writer is None or self.writer.is_closing() or self.reader.at_eof():
+        reused = not (self.reader is None or self.writer is None or self.writer.is_closing() or self.reader.at_eof())
+        try:
+            return await self._exchange(frame, fresh=not reused)
+        except (ConnectionResetError, BrokenPipeError):
+            if not reused:
+                raise
+            # a receiver that closes after each answer (one connection per message): the close
+            # may arrive only now; the same frame once more on a new connection
+            return await self._exchange(frame, fresh=True)
+
+    async def _exchange(self, frame: bytes, fresh: bool) -> bytes:
+        if fresh:
             self.close()
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port, limit=dc09.MAX_FRAME)
+        assert self.reader is not None and self.writer is not None
         self.writer.write(frame)
         await self.writer.drain()
         try:
