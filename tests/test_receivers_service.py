@@ -183,3 +183,19 @@ async def test_an_acknowledged_alarm_is_not_reported_again(mosquitto, service_fa
             await wait_for(lambda: peer.codes() == ["DL", "DH"], 5, "DH, and no second DL")
     finally:
         await peer.stop()
+
+
+def test_the_console_edits_a_report_action():
+    from multidict import MultiDict
+
+    from edge.console.views.rules import actions_of, describe_actions, form_values
+    from edge.rules.config import RuleConfig
+
+    rule = RuleConfig.model_validate({"sensor": "front_door", "actions": [{"report": "arc", "code": "BA", "zone": 5}]})
+    (row, blank) = form_values(rule)["actions"]
+    assert (row["type"], row["target"], row["code"], row["zone"]) == ("report", "arc", "BA", 5) and blank["type"] == ""
+    form = MultiDict({"actions.0.type": "report", "actions.0.target": "arc", "actions.0.code": "ka", "actions.0.zone": "7",
+                      "actions.0.kind": "", "actions.0.ms": "", "actions.1.type": "", "actions.1.target": ""})
+    assert actions_of(form) == [{"report": "arc", "code": "KA", "zone": 7}]
+    assert describe_actions(type("C", (), {"ctx": type("X", (), {"registry": {}})()})(), rule, True) == \
+        ["report BA zone 5 to receiver arc (through its queue)"]
