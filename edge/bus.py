@@ -65,6 +65,25 @@ class SensorChanged(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class SensorAvailability(Event):
+    """A sensor's availability changed: ``online`` False once it was silent past its expected
+    interval or its bridge (Zigbee2MQTT availability, Z-Wave JS UI node status) said so;
+    ``battery_low`` from its ``battery_low`` field or its battery at/below the kind's threshold.
+    Published at start (every sensor online, nothing seen yet) and on every change of either."""
+
+    sensor: str
+    online: bool
+    battery_low: bool = False
+    last_seen: float | None = None  # wall time of its last message (None: none since start)
+    reason: str = ""  # why offline: "silent for 1h 05m (expected every 1h)", "zigbee2mqtt: offline"
+    ts: float = field(default_factory=_now)
+
+    @property
+    def key(self) -> str:
+        return self.sensor
+
+
+@dataclass(frozen=True, slots=True)
 class RelayChanged(Event):
     relay: str
     on: bool

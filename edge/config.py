@@ -28,7 +28,7 @@ from .receivers.config import ReceiversConfig
 from .relays.config import RelaysConfig
 from .rules.config import RuleConfig
 from .section import ConfigError, KeyProblem, Loc, Problem, Section, format_loc
-from .sensors.config import SensorConfig
+from .sensors.config import SensorConfig, YoLinkSource
 from .service_config import ServiceConfig, SiteConfig
 from .setup.config import ButtonsConfig, LcdConfig, NetworkConfig
 from .store.config import StoreConfig
@@ -50,6 +50,7 @@ class Config(Section):
     video: VideoConfig = VideoConfig()
     mqtt: MqttConfig = MqttConfig()
     sensors: list[SensorConfig] = []
+    yolink: dict[str, YoLinkSource] = {}
     rules: list[RuleConfig] = []
     uplink: UplinkConfig = UplinkConfig()
     receivers: ReceiversConfig = ReceiversConfig()

@@ -45,6 +45,11 @@ class Kind:
     number_format: str = "{:g}"  # numeric kinds: how the value reads
     lcd_format: str = "{:g}"  # numeric kinds, compact for a 16x2 LCD
     report: ReportCodes | None = None  # alarm receivers (SIA DC-09, Contact ID); None: not reported by default
+    # availability: a sensor of this kind silent longer than this is offline (0: not supervised).
+    # Battery devices check in rarely: Zigbee2MQTT's own default for them is 25 h, YoLink class A
+    # sensors 9 h (yolink-api's keepalive table); climate sensors report at least hourly.
+    offline_after_s: float = 25 * 3600.0
+    battery_low_pct: float = 20.0  # battery (%) at or below this is "battery low"
     # binary kinds on the LCD, (active, inactive), where they differ from the dashboard's words
     # ("" = not shown: a state worth no room on a 16-character line); None = the words above
     lcd_words: tuple[str, str] | None = None
@@ -83,10 +88,10 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("vibration", "vibration", active_words="VIBRATION", inactive_words="still", severity=INTRUSION,
          ha_device_class="vibration", lcd_words=("VIBRATION", ""), report=ReportCodes("BA", "BH", 130)),
     Kind("temperature", "temperature", binary=False, alarm_value=None, ha_device_class="temperature", unit="°C",
-         number_format="{:.1f} °C", lcd_format="{:.1f}C"),
+         number_format="{:.1f} °C", lcd_format="{:.1f}C", offline_after_s=3 * 3600.0),
     Kind("humidity", "humidity", binary=False, alarm_value=None, ha_device_class="humidity", unit="%",
-         number_format="{:.0f} %RH", lcd_format="{:.0f}%"),
-    Kind("generic", "value", binary=False, alarm_value=True),
+         number_format="{:.0f} %RH", lcd_format="{:.0f}%", offline_after_s=3 * 3600.0),
+    Kind("generic", "value", binary=False, alarm_value=True, offline_after_s=0.0),
 )}
 
 KIND_NAMES: tuple[str, ...] = tuple(KINDS)
@@ -96,7 +101,7 @@ GENERIC = KINDS["generic"]
 BY_FIELD: dict[str, Kind] = {k.field: k for k in KINDS.values() if k.name != "generic"}
 
 # fields that describe the device, not what it senses
-TELEMETRY = frozenset({"battery", "battery_low", "linkquality", "voltage", "rssi", "last_seen"})
+TELEMETRY = frozenset({"battery", "battery_low", "linkquality", "voltage", "rssi", "last_seen", "signal"})
 
 
 def get(name: str) -> Kind:
@@ -107,7 +112,7 @@ def get(name: str) -> Kind:
 @dataclass(frozen=True)
 class AlarmKind:
     """An alarm kind that is not a sensor kind (a rule's ``kind = "intrusion"``, the door-prop
-    timer, the receivers' own link trouble)."""
+    timer, a sensor's own trouble, the receivers' link trouble)."""
 
     name: str
     severity: int
@@ -123,6 +128,11 @@ ALARM_KINDS: dict[str, AlarmKind] = {a.name: a for a in (
     AlarmKind("intrusion", INTRUSION, ReportCodes("BA", "BH", 130)),
     AlarmKind("fire", LIFE, ReportCodes("FA", "FH", 110)),
     AlarmKind("carbon_monoxide", LIFE, ReportCodes("GA", "GH", 162)),
+    # a sensor's own trouble (rules on ``when = "offline"`` / ``"battery_low"``): missing (RF
+    # supervision), low battery
+    AlarmKind("supervision", TROUBLE, ReportCodes("UY", "UJ", 381)),
+    AlarmKind("offline", TROUBLE, ReportCodes("UY", "UJ", 381)),
+    AlarmKind("battery_low", TROUBLE, ReportCodes("XT", "XR", 384)),
     AlarmKind("communication", TROUBLE, ReportCodes("YS", "YK", 350)),
     AlarmKind("test", INFO, ReportCodes("RP", None, 602)),
     AlarmKind("manual_test", INFO, ReportCodes("RX", None, 601)),

@@ -42,6 +42,7 @@ READS: dict[str, frozenset[str]] = {
     "service": frozenset({"service"}),  # the supervisor's own settings
 }
 LIVE = ("sensors", "rules")
+SUBSCRIBE_WAIT_S = 5.0
 
 
 def changed_sections(old: Any, new: Any) -> set[str]:
@@ -84,7 +85,11 @@ class LiveConfig:
         self.ctx.config = new_config  # what components built from now on read
         live: list[str] = []
         if "sensors" in touched and "sensors" in running:
-            await self.sup.replace("sensors", self._rebuild_sensors)
+            sensors = await self.sup.replace("sensors", self._rebuild_sensors)
+            # the edit returns once the new topics are subscribed: a message published right
+            # after the save reaches the new sensor (a new topic has no queued session yet)
+            if not await sensors.listening(SUBSCRIBE_WAIT_S):  # type: ignore[attr-defined]
+                log.warning("config applied: the sensors' MQTT ingest is not subscribed yet (broker down?)")
             live.append("sensors")
         if "rules" in touched and "rules" in running:
             self.sup.component("rules").reconfigure(new_config)  # type: ignore[attr-defined]

@@ -15,13 +15,17 @@
                                                    # restore (BH) when false; code, zone optional
     ]
 
+A rule can also watch the sensor itself rather than its state: ``when = "offline"`` (silent past
+its expected interval, or its bridge says so) or ``when = "battery_low"``; e.g. a supervision
+alarm: ``{ sensor = "front_door", when = "offline", actions = [{ alarm = "Front door sensor silent" }] }``.
+
 Kept apart from the engine so that checking a config does not load it. Checks that need other
 sections (the sensor exists, the relay exists) are in ``edge.config_checks``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -69,6 +73,8 @@ class RuleConfig(Section):
     name: str = ""
     enabled: bool = Field(True, description="false: the rule is kept but does nothing")
     sensor: str
+    when: Literal["state", "offline", "battery_low"] = Field("state", description=(
+        "state: the sensor's field (equals/above/below); offline: the sensor went silent; battery_low"))
     field: str | None = None
     equals: bool | int | float | str | None = None
     above: float | None = None
@@ -83,6 +89,10 @@ class RuleConfig(Section):
             raise ValueError("use either equals or above/below")
         if not self.actions and self.door_prop_s is None:
             raise ValueError("a rule needs actions or door_prop_s")
+        if self.when != "state":
+            extra = [k for k in ("field", "equals", "above", "below", "door_prop_s") if getattr(self, k) is not None]
+            if extra:
+                raise ValueError(f"when = {self.when!r} watches the sensor itself: drop {', '.join(extra)}")
         return self
 
 

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from .. import kinds
-from ..bus import Alarm, SensorChanged
+from ..bus import Alarm, SensorAvailability, SensorChanged
 from ..component import Component, Health
 from ..context import Context
 from ..interfaces import ALARMS, RELAYS, REPORTS, RULES, SENSORS, AckResult, record
@@ -30,6 +30,7 @@ class Rule:
         self.cfg = cfg
         self.sensor = sensor
         self.name = cfg.name or f"{cfg.sensor}-{index}"
+        self.when = cfg.when
         self.field = rule_field(cfg, sensor)
         self.active = False
         self.since = 0.0
@@ -63,6 +64,9 @@ class RulesEngine(Component):
         self.failures = 0
         # subscribed now, before any producer starts: no state change is missed
         self.sub: Any = ctx.bus.subscribe(SensorChanged, maxsize=100_000, name="rules")
+        # always: a rule on a sensor's availability may come with a config edit (they are rare)
+        self.avail_sub: Any = ctx.bus.subscribe(SensorAvailability, maxsize=10_000, name="rules-availability")
+        self.availability: dict[str, SensorAvailability] = {}  # the latest per sensor
         ctx.registry.provide(RULES, self)
         ctx.registry.provide(ALARMS, self)
 
@@ -93,7 +97,7 @@ class RulesEngine(Component):
                 continue
             if prev is not None:
                 self._retire(prev, keep=rule)
-            rule.active = rc.enabled and condition_holds(rc, rule.sensor, states.state(rule.sensor.id) if states else {})
+            rule.active = rc.enabled and self._holds_now(rule, states)
             rule.since = time.time()
             rules.append(rule)
         for gone in old.values():
@@ -155,7 +159,7 @@ class RulesEngine(Component):
 
     def on_change(self, ev: SensorChanged) -> None:
         for rule in self.by_sensor.get(ev.sensor, ()):
-            if rule.field not in ev.changed:
+            if rule.when != "state" or rule.field not in ev.changed:
                 continue
             now_active = rule.condition(ev.state)
             if now_active == rule.active:
@@ -169,10 +173,39 @@ class RulesEngine(Component):
             if rule.cfg.door_prop_s is not None:
                 self._door_prop(rule, now_active)
 
+    def _holds_now(self, rule: Rule, states: Any) -> bool:
+        """Whether a (new) rule's condition holds now, as the latest state or availability says."""
+        if rule.when == "state":
+            return condition_holds(rule.cfg, rule.sensor, states.state(rule.sensor.id) if states else {})
+        av = self.availability.get(rule.sensor.id)
+        if av is None:
+            return False
+        return (not av.online) if rule.when == "offline" else av.battery_low
+
+    def on_availability(self, ev: SensorAvailability) -> None:
+        """Rules on the sensor itself: offline (supervision) and battery low."""
+        self.availability[ev.sensor] = ev
+        for rule in self.by_sensor.get(ev.sensor, ()):
+            if rule.when == "state":
+                continue
+            now_active = (not ev.online) if rule.when == "offline" else ev.battery_low
+            if now_active == rule.active:
+                continue
+            rule.active = now_active
+            rule.since = ev.ts
+            rule.fired += 1
+            trigger = {"online": ev.online, "battery_low": ev.battery_low, "reason": ev.reason}
+            for action in rule.cfg.actions:
+                self._run_action(rule, action, now_active, trigger)
+
     def _run_action(self, rule: Rule, action: RuleAction, active: bool, trigger: dict[str, Any]) -> None:
         t = action.type
         if t == "alarm":
-            self._alarm(rule.alarm_id, rule, active, action.kind or rule.sensor.kind, action.alarm or "")
+            kind = action.kind or {"offline": "supervision", "battery_low": "battery_low"}.get(rule.when, rule.sensor.kind)
+            message = action.alarm or ""
+            if rule.when == "offline" and not message:
+                message = f"{rule.sensor.name} offline" + (f": {trigger.get('reason')}" if trigger.get("reason") else "")
+            self._alarm(rule.alarm_id, rule, active, kind, message)
             return
         if t == "report":
             self._report(rule, action, active, trigger)
@@ -293,13 +326,18 @@ class RulesEngine(Component):
 
     # ---- component ----------------------------------------------------------------------
     async def run(self) -> None:
-        sub = self.sub
-        if sub is None:  # attached to the tracker: nothing to pump
-            await asyncio.Event().wait()
+        async with asyncio.TaskGroup() as tg:
+            if self.avail_sub is not None:
+                tg.create_task(self._pump(self.avail_sub, self.on_availability), name="rules-availability")
+            if self.sub is not None:  # else attached to the tracker: nothing to pump
+                tg.create_task(self._pump(self.sub, self.on_change), name="rules-changes")
+            tg.create_task(asyncio.Event().wait())
+
+    async def _pump(self, sub: Any, handle: Any) -> None:
         while True:
             ev = await sub.get()
             try:
-                self.on_change(ev)
+                handle(ev)
             except Exception:  # noqa: BLE001 - one bad rule must not stop the others
                 log.exception("rules: handling %s failed", ev.sensor)
             self.beat()
@@ -312,6 +350,8 @@ class RulesEngine(Component):
             await asyncio.wait(self.spawned, timeout=2)
         if self.sub is not None:
             self.sub.close()
+        if self.avail_sub is not None:
+            self.avail_sub.close()
 
     def health(self) -> Health:
         active = [a for a in self.alarms.values() if a.active]

@@ -16,7 +16,7 @@ from hw.lcd import Lcd
 from hw.network import NetworkBackend
 
 from .. import credentials as credentials_mod
-from ..bus import Alarm, ComponentHealth, RelayChanged, SensorChanged, SensorReading
+from ..bus import Alarm, ComponentHealth, RelayChanged, SensorAvailability, SensorChanged, SensorReading
 from ..interfaces import RELAYS, VIDEO
 from .menu import Menu
 from .views import AlarmView, SensorView
@@ -24,7 +24,7 @@ from .views import AlarmView, SensorView
 log = logging.getLogger("edge.setup")
 
 REFRESH_S = 10.0  # ip address, relay list, link health
-EVENTS = (Alarm, SensorChanged, SensorReading, RelayChanged, ComponentHealth)  # what on_bus reads
+EVENTS = (Alarm, SensorChanged, SensorReading, RelayChanged, ComponentHealth, SensorAvailability)  # what on_bus reads
 
 
 def primary_ip() -> str:
@@ -72,7 +72,13 @@ class MenuFeed:
                     self.menu.alarm(gone, False)
         elif isinstance(ev, SensorChanged):
             name = self._sensor_names.get(ev.sensor) or ev.sensor
-            d.sensors[ev.sensor] = SensorView(name, dict(ev.state), ev.ts)
+            old = d.sensors.get(ev.sensor)
+            d.sensors[ev.sensor] = SensorView(name, dict(ev.state), ev.ts, old.offline if old else False,
+                                              old.battery_low if old else False)
+        elif isinstance(ev, SensorAvailability):
+            view = d.sensors.get(ev.sensor)
+            if view is not None:
+                view.offline, view.battery_low = not ev.online, ev.battery_low
         elif isinstance(ev, SensorReading):  # "last seen" counts readings that changed nothing too
             seen = d.sensors.get(ev.sensor)
             if seen is not None:
