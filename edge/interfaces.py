@@ -91,11 +91,16 @@ class EventStore(Protocol):
     def audit_relay(self, relay: str, command: str, outcome: str, latency_ms: float, detail: str = "",
                     ts: float | None = None) -> "asyncio.Future[int]": ...
 
-    def outbox_put(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> "asyncio.Future[int]": ...
+    def outbox_put(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False, *, queue: str = "",
+                   seq: int | None = None, urgent: bool = False) -> "asyncio.Future[int]": ...
 
-    async def outbox_peek(self, limit: int) -> list[Any]: ...
+    async def outbox_peek(self, limit: int, queue: str = "") -> list[Any]: ...
 
     async def outbox_ack(self, ids: list[int]) -> None: ...
+
+    def meta_set(self, key: str, value: Any) -> "asyncio.Future[None]": ...
+
+    async def meta_get(self, key: str) -> Any: ...
 
     async def flush(self) -> None: ...
 
@@ -202,6 +207,16 @@ class ServiceControl(Protocol):
         """Stop cleanly and ask systemd for a new start."""
 
 
+# ---- alarm receivers --------------------------------------------------------------------
+class Reporter(Protocol):
+    """The alarm receivers (``edge.receivers``), for the rules' ``report`` actions. ``report``
+    queues the report durably (outbox) and returns at once: False when it could not be queued
+    (unknown receiver, nothing to report for this code)."""
+
+    def report(self, receiver: str, *, active: bool, sensor: str, kind: str, text: str, code: str | None = None,
+               cid: int | None = None, zone: int | None = None, source: str = "") -> bool: ...
+
+
 # ---- video ---------------------------------------------------------------------------------
 class VideoSource(Protocol):
     """The dashboard camera, for ONVIF, the front panel and the web."""
@@ -228,3 +243,4 @@ VIDEO: Key[VideoSource] = Key("video")
 ALARMS: Key[AlarmControl] = Key("alarms")
 HISTORY: Key[History] = Key("history")
 SERVICE: Key[ServiceControl] = Key("service")
+REPORTS: Key[Reporter] = Key("reports")
