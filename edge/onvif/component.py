@@ -17,7 +17,9 @@ from .device import DeviceService
 from .deviceio import DeviceIOService
 from .discovery import Discovery
 from .events import EventHub, EventsService
+from .imaging import ImagingService
 from .media import MediaService
+from .probes import Probes
 from .security import FailureBrake
 from .soap import Dispatcher
 
@@ -43,8 +45,11 @@ def build_dispatcher(core: Core) -> Dispatcher:
     core.media = MediaService(core)  # type: ignore[attr-defined]
     core.deviceio = DeviceIOService(core)  # type: ignore[attr-defined]
     core.events = EventHub(core)
+    core.imaging = ImagingService(core)  # type: ignore[attr-defined]
     DeviceService(core).register(d)
     core.media.register(d)  # type: ignore[attr-defined]
+    core.imaging.register(d)  # type: ignore[attr-defined]
+    Probes(core).register(d)
     EventsService(core, core.events).register(d)
     core.deviceio.register(d)  # type: ignore[attr-defined]
     return d

@@ -18,8 +18,10 @@ DEVICE_PATH = "/onvif/device_service"
 MEDIA_PATH = "/onvif/media_service"
 EVENTS_PATH = "/onvif/events_service"
 DEVICEIO_PATH = "/onvif/deviceio_service"
+IMAGING_PATH = "/onvif/imaging_service"
 PULLPOINT_PATH = "/onvif/pullpoint"
-PATHS = (DEVICE_PATH, MEDIA_PATH, EVENTS_PATH, DEVICEIO_PATH, PULLPOINT_PATH)
+SUBSCRIPTION_PATH = "/onvif/subscription"  # WS-BaseNotification (push) subscription manager
+PATHS = (DEVICE_PATH, MEDIA_PATH, EVENTS_PATH, DEVICEIO_PATH, IMAGING_PATH, PULLPOINT_PATH, SUBSCRIPTION_PATH)
 
 SCOPE_BASE = "onvif://www.onvif.org/"
 
