@@ -88,6 +88,10 @@ def params(ns: str, op: str, profile: str | None, relay: str | None) -> str | No
         "SetVideoEncoderConfiguration": (f"<ns0:Configuration token='{_enc_token(profile)}'><tt:Encoding {TT}>H264"
                                          "</tt:Encoding></ns0:Configuration>"
                                          "<ns0:ForcePersistence>true</ns0:ForcePersistence>") if profile else None,
+        # a consumer nobody listens on: the Notify POSTs fail and are retried, the answer is what is checked
+        "Subscribe": ("<ns0:ConsumerReference><wsa:Address xmlns:wsa='http://www.w3.org/2005/08/addressing'>"
+                      "http://127.0.0.1:9/notify</wsa:Address></ns0:ConsumerReference>"
+                      "<ns0:InitialTerminationTime>PT60S</ns0:InitialTerminationTime>"),
         "SetSystemDateAndTime": "<ns0:DateTimeType>NTP</ns0:DateTimeType><ns0:DaylightSavings>false</ns0:DaylightSavings>",
     }
     if ns == s.TIMG:

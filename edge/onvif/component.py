@@ -1,6 +1,7 @@
 """The ONVIF component: registers the SOAP endpoints on ``ctx.web`` (open at the HTTP layer:
-they check WS-Security/Digest themselves), feeds bus events to PullPoint subscriptions,
-expires them, and runs WS-Discovery."""
+they check WS-Security/Digest themselves), feeds bus events to the event subscriptions (pull
+and push), expires them, keeps what clients set (relay settings; the video component keeps
+its encoder settings), and runs WS-Discovery."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from .events import EventHub, EventsService
 from .imaging import ImagingService
 from .media import MediaService
 from .probes import Probes
+from .push import PushService
 from .security import FailureBrake
 from .soap import Dispatcher
 
@@ -51,6 +53,8 @@ def build_dispatcher(core: Core) -> Dispatcher:
     core.imaging.register(d)  # type: ignore[attr-defined]
     Probes(core).register(d)
     EventsService(core, core.events).register(d)
+    core.push = PushService(core, core.events)  # type: ignore[attr-defined]
+    core.push.register(d)  # type: ignore[attr-defined]
     core.deviceio.register(d)  # type: ignore[attr-defined]
     return d
 
@@ -64,6 +68,7 @@ class OnvifComponent(Component):
         self.cfg = ctx.config.onvif
         self.core = Core(ctx, supervisor_ref)
         self.dispatcher = build_dispatcher(self.core)
+        self.core.push.spawn = self.spawn  # type: ignore[attr-defined]
         self.discovery: Discovery | None = None
         self.m = _Metrics(ctx.metrics.registry)
         self._counted = {"requests": 0, "faults": 0, "auth_failures": 0}
@@ -132,6 +137,7 @@ class OnvifComponent(Component):
 
     async def stop(self) -> None:
         self.core.events.close_all()
+        await self.core.push.close()  # type: ignore[attr-defined]
         if self._sub is not None:
             self._sub.close()
             self._sub = None

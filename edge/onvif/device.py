@@ -243,7 +243,7 @@ class DeviceService:
         return E("tds:SetRelayOutputStateResponse")
 
     async def SetRelayOutputSettings(self, req: SoapRequest):
-        self.core.deviceio.set_settings(req)
+        await self.core.deviceio.set_settings(req)
         return E("tds:SetRelayOutputSettingsResponse")
 
 
