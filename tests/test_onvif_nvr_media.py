@@ -184,3 +184,54 @@ async def test_a_later_config_edit_wins_over_a_kept_change(tmp_path: Path):
     edited = VideoConfig(width=1280, height=720, fps=2)
     now = VideoSettings(edited, data).current[MAIN]
     assert (now.width, now.height) == (1280, 720)
+
+
+def _rtsp(sock, method: str, url: str, cseq: int, auth: str = "") -> tuple[int, dict[str, str], bytes]:
+    lines = [f"{method} {url} RTSP/1.0", f"CSeq: {cseq}", "Accept: application/sdp", "User-Agent: edge-test"]
+    if auth:
+        lines.append(f"Authorization: {auth}")
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += sock.recv(4096)
+    head, _, body = buf.partition(b"\r\n\r\n")
+    hdrs = {}
+    for line in head.decode().split("\r\n")[1:]:
+        k, _, v = line.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    n = int(hdrs.get("content-length", "0"))
+    while len(body) < n:
+        body += sock.recv(4096)
+    return int(head.split()[1]), hdrs, body
+
+
+async def test_repeated_describe_on_one_connection_gives_one_track(service_factory):
+    """Hikvision iSecure Center sends DESCRIBE again on the same connection when switching
+    profiles; tracks piling up broke 80-90 % of its sessions with another server (go2rtc#2150)."""
+    import hashlib
+    import re
+    import socket
+
+    async with service_factory(config(free_port())) as svc:
+        video = svc.component("video")
+        creds = svc.ctx.credentials.get()
+
+        def run() -> list[int]:
+            counts = []
+            with socket.create_connection(("127.0.0.1", video.port), timeout=10) as sock:
+                for i, token in enumerate(("dashboard", "dashboard_sub", "dashboard")):
+                    url = video.stream_uri("127.0.0.1", token)
+                    status, hdrs, _ = _rtsp(sock, "DESCRIBE", url, 2 * i + 1)
+                    assert status == 401
+                    p = dict(re.findall(r'(\w+)="([^"]*)"', hdrs["www-authenticate"]))
+                    ha1 = hashlib.md5(f"{creds.user}:{p['realm']}:{creds.password}".encode()).hexdigest()
+                    ha2 = hashlib.md5(f"DESCRIBE:{url}".encode()).hexdigest()
+                    resp = hashlib.md5(f"{ha1}:{p['nonce']}:{ha2}".encode()).hexdigest()
+                    auth = (f'Digest username="{creds.user}", realm="{p["realm"]}", nonce="{p["nonce"]}", '
+                            f'uri="{url}", response="{resp}"')
+                    status, _, sdp = _rtsp(sock, "DESCRIBE", url, 2 * i + 2, auth)
+                    assert status == 200, status
+                    counts.append(sdp.count(b"\nm=video"))
+            return counts
+
+        assert await asyncio.to_thread(run) == [1, 1, 1]

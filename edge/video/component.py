@@ -267,15 +267,19 @@ class VideoComponent(Component):
         if p is not None:
             p.stop()
         self._stop_encoders()
+        self._match_renderer()
+        self._start_encoders()
+        if self.rtsp is not None:
+            self.rtsp.disconnect_clients()
+        self._start_producer()
+
+    def _match_renderer(self) -> None:
+        """A new renderer when the main stream's size changed (the snapshot follows)."""
         main = self.settings.current[MAIN]
         if (self.renderer.width, self.renderer.height) != (main.width, main.height):
             self.renderer = self._renderer()
             with self._frame_lock:
                 self._frame, self._jpeg = None, None
-        self._start_encoders()
-        if self.rtsp is not None:
-            self.rtsp.disconnect_clients()
-        self._start_producer()
 
     def _build(self) -> None:
         """Blocking: choose the encoder, start it, the producer and the RTSP server."""
@@ -288,6 +292,7 @@ class VideoComponent(Component):
             self.encoder_choice = EncoderChoice("x264", f"{self.encoder_choice.name} failed {self._failures} times in a row")
         if self.encoder_choice is None:
             self.encoder_choice = choose_encoder(c.encoder)
+        self._match_renderer()
         creds = self.ctx.credentials.get()
         mounts = {stream: self._mount(stream) for stream in self.settings.streams()}
         rtsp = RtspServer(c.rtsp_host, c.rtsp_port, mounts, creds.user, creds.password, self._keyframe_needed)
