@@ -35,7 +35,7 @@ class _Metrics:
         self.requests = Counter("edge_onvif_requests", "ONVIF SOAP requests handled", registry=registry)
         self.faults = Counter("edge_onvif_faults", "ONVIF SOAP faults returned", registry=registry)
         self.auth_failures = Counter("edge_onvif_auth_failures", "ONVIF requests with wrong credentials", registry=registry)
-        self.subscriptions = Gauge("edge_onvif_subscriptions", "ONVIF PullPoint subscriptions alive", registry=registry)
+        self.subscriptions = Gauge("edge_onvif_subscriptions", "ONVIF event subscriptions alive (PullPoint and push)", registry=registry)
         self.probes = Counter("edge_onvif_discovery_probes", "WS-Discovery probes received", registry=registry)
 
 
