@@ -2,7 +2,9 @@
 state the push subscriptions (edge/onvif/push.py) share with it.
 
 Bus events become ONVIF notifications (edge/onvif/topics.py): ``Alarm`` for a sensor ->
-DigitalInput (and the motion mirror, ``[onvif] motion_mirror``); ``RelayChanged`` -> Relay.
+DigitalInput (and the motion mirror, ``[onvif] motion_mirror``); ``RelayChanged`` -> Relay;
+``SensorAvailability`` -> edge's own Sensor/Availability topic (ONVIF has none for a silent
+sensor; clients that do not know it skip it).
 
 Every subscription, pull or push, gets every notification (Protect keeps its own, Home
 Assistant its own). A new subscription and SetSynchronizationPoint queue ``Initialized``
@@ -21,12 +23,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..bus import Alarm, RelayChanged
+from ..bus import Alarm, RelayChanged, SensorAvailability
 from . import ns as nsmod
 from .core import PULLPOINT_PATH, Core
 from .ns import E
 from .soap import Dispatcher, SoapFault, SoapRequest, sender
-from .topics import Notification, input_note, message_element, motion_notes, relay_note, topic_set
+from .topics import (Notification, availability_note, input_note, message_element, motion_notes, relay_note,
+                     topic_set)
 
 log = logging.getLogger("edge.onvif.events")
 
@@ -73,6 +76,7 @@ class EventHub:
             getattr(x, "id", ""), str(getattr(x, "kind", "")))}
         self.motion_on = False
         self.relays: dict[str, bool] = {}
+        self.availability: dict[str, tuple[bool, bool]] = {}  # sensor -> (online, battery low)
         self.published = 0
 
     # ---- state from the bus -------------------------------------------------------------
@@ -94,7 +98,8 @@ class EventHub:
         if isinstance(ev, Alarm):
             before = self.input_state(ev.sensor)
             active = self.alarms.setdefault(ev.sensor, set())
-            (active.add if ev.active else active.discard)(ev.alarm)
+            # an acknowledged alarm stops alerting the NVR (the installer has seen it)
+            (active.add if ev.active and not ev.acknowledged else active.discard)(ev.alarm)
             after = self.input_state(ev.sensor)
             out = []
             if after != before:
@@ -107,6 +112,11 @@ class EventHub:
                     self.motion_on = state
                     out.extend(motion_notes(state, "Changed", ev.ts))
             self.broadcast(out)
+        elif isinstance(ev, SensorAvailability):
+            now = (ev.online, ev.battery_low)
+            if self.availability.get(ev.sensor) != now:
+                self.availability[ev.sensor] = now
+                self.broadcast([availability_note(ev.sensor, now, "Changed", ev.ts)])
         elif isinstance(ev, RelayChanged):
             if self.relays.get(ev.relay) != ev.on:
                 self.relays[ev.relay] = ev.on
@@ -129,6 +139,8 @@ class EventHub:
             out.append(input_note(sid, self.input_state(sid), "Initialized", now))
         if self.motion_sensors:
             out.extend(motion_notes(self.motion_state(), "Initialized", now))
+        for sid, state in sorted(self.availability.items()):
+            out.append(availability_note(sid, state, "Initialized", now))
         relays = self.core.relays
         for name in dict.fromkeys(self.core.relay_names() + sorted(self.relays)):
             on = None

@@ -4,6 +4,9 @@ by PullMessages answers and push Notify messages).
 - a sensor -> ``tns1:Device/Trigger/DigitalInput`` (Source ``InputToken`` = the sensor id, the
   token GetDigitalInputs lists; Data ``LogicalState`` = whether any alarm of it is active);
 - a relay -> ``tns1:Device/Trigger/Relay`` (``RelayToken``, ``LogicalState`` active/inactive);
+- a sensor's availability -> ``tns1:Device/tnsedge:Sensor/Availability`` (``InputToken``, Data
+  ``Online`` and ``BatteryLow``): ONVIF has no topic for a silent sensor, so it is a vendor
+  topic under Device, as camera makers do for supervised inputs;
 - the motion mirror (``[onvif] motion_mirror``) -> ``tns1:VideoSource/MotionAlarm`` (Source
   ``VideoSourceToken``, Data ``State``) and ``tns1:RuleEngine/CellMotionDetector/Motion``
   (Data ``IsMotion``): record-on-motion NVRs (Synology, Hikvision, Protect) act on these only.
@@ -21,6 +24,7 @@ T_INPUT = "tns1:Device/Trigger/DigitalInput"
 T_RELAY = "tns1:Device/Trigger/Relay"
 T_MOTION = "tns1:VideoSource/MotionAlarm"
 T_CELL = "tns1:RuleEngine/CellMotionDetector/Motion"
+T_AVAILABILITY = "tns1:Device/tnsedge:Sensor/Availability"
 ANALYTICS_TOKEN = "dashboard_analytics"
 MOTION_RULE = "SensorMotion"
 
@@ -40,6 +44,12 @@ def _b(v: bool) -> str:
 
 def input_note(sensor: str, state: bool, op: str, ts: float) -> Notification:
     return Notification(T_INPUT, (("InputToken", sensor),), (("LogicalState", _b(state)),), op, ts)
+
+
+def availability_note(sensor: str, state: tuple[bool, bool], op: str, ts: float) -> Notification:
+    """``state``: (online, battery low)."""
+    return Notification(T_AVAILABILITY, (("InputToken", sensor),),
+                        (("Online", _b(state[0])), ("BatteryLow", _b(state[1]))), op, ts)
 
 
 def relay_note(name: str, on: bool, op: str, ts: float) -> Notification:
@@ -73,17 +83,19 @@ def message_element(n: Notification, address: str | None):
 def topic_set(motion: bool):
     """The ``wstop:TopicSet`` of GetEventPropertiesResponse."""
 
-    def desc(sources: list[tuple[str, str]], data: tuple[str, str]):
+    def desc(sources: list[tuple[str, str]], *data: tuple[str, str]):
         return E("tt:MessageDescription",
                  E("tt:Source", [E("tt:SimpleItemDescription", Name=n, Type=t) for n, t in sources]),
-                 E("tt:Data", E("tt:SimpleItemDescription", Name=data[0], Type=data[1])),
+                 E("tt:Data", [E("tt:SimpleItemDescription", Name=n, Type=t) for n, t in data]),
                  IsProperty=True)
 
     topic = {f"{{{nsmod.NS['wstop']}}}topic": "true"}
     digital = E("tns1:DigitalInput", desc([("InputToken", "tt:ReferenceToken")], ("LogicalState", "xs:boolean")))
     relay = E("tns1:Relay", desc([("RelayToken", "tt:ReferenceToken")], ("LogicalState", "tt:RelayLogicalState")))
-    leaves = [digital, relay]
-    top = [E("tns1:Device", E("tns1:Trigger", digital, relay))]
+    avail = E("tnsedge:Availability", desc([("InputToken", "tt:ReferenceToken")], ("Online", "xs:boolean"),
+                                           ("BatteryLow", "xs:boolean")))
+    leaves = [digital, relay, avail]
+    top = [E("tns1:Device", E("tns1:Trigger", digital, relay), E("tnsedge:Sensor", avail))]
     if motion:
         alarm = E("tns1:MotionAlarm", desc([("VideoSourceToken", "tt:ReferenceToken")], ("State", "xs:boolean")))
         cell = E("tns1:Motion", desc([("VideoSourceConfigurationToken", "tt:ReferenceToken"),

@@ -29,7 +29,7 @@ from prometheus_client import Counter, Gauge
 
 from hw.encoder import EncoderChoice, EncoderSettings, choose_encoder, make_encoder
 
-from ..bus import Alarm, ComponentHealth, SensorChanged
+from ..bus import Alarm, ComponentHealth, SensorAvailability, SensorChanged
 from ..component import Component, Health
 from ..dashboard.model import Dashboard
 from ..dashboard.render import Renderer
@@ -336,7 +336,8 @@ class VideoComponent(Component):
         self._running_since = time.monotonic()
         if self._sub is not None:
             self._sub.close()
-        self._sub = self.ctx.bus.subscribe(SensorChanged, Alarm, ComponentHealth, maxsize=1000, name="video")
+        self._sub = self.ctx.bus.subscribe(SensorChanged, Alarm, ComponentHealth, SensorAvailability, maxsize=1000,
+                                          name="video")
         main = self.settings.current[MAIN]
         log.info("dashboard camera at %s (%dx%d, %s fps idle, encoder %s%s)", self.stream_uri(self.cfg.rtsp_host),
                  main.width, main.height, main.fps, self.encoder_choice.name,
