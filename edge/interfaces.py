@@ -219,7 +219,8 @@ class Reporter(Protocol):
 
 # ---- video ---------------------------------------------------------------------------------
 class VideoSource(Protocol):
-    """The dashboard camera, for ONVIF, the front panel and the web."""
+    """The dashboard camera, for ONVIF, the front panel and the web: a main stream and a
+    substream, one profile (``video.VideoProfile``) each."""
 
     @property
     def port(self) -> int: ...
@@ -229,9 +230,18 @@ class VideoSource(Protocol):
 
     snapshot_path: str
 
-    def stream_uri(self, host: str) -> str: ...
+    def stream_uri(self, host: str, token: str | None = None) -> str: ...
 
     async def snapshot_jpeg(self) -> bytes: ...
+
+    def encoder_options(self, token: str) -> Any:
+        """What a profile's encoder may be set to (``video.settings.StreamOptions``)."""
+
+    async def configure(self, token: str, *, width: int, height: int, fps: float, bitrate_kbps: int,
+                        gov_length: int) -> None:
+        """Change a profile's encoder; raises ValueError (``SettingRejected``) outside the options."""
+
+    def request_keyframe(self) -> None: ...
 
 
 # ---- registry keys ---------------------------------------------------------------------
