@@ -91,12 +91,14 @@ def credentials_rotate(data_dir: Path) -> None:
     click.echo(f"password: {creds.password}")
 
 
+from .receivers.cli import report  # noqa: E402
 from .relays.cli import relay  # noqa: E402
 from .sensors.cli import sources  # noqa: E402
 from .store.cli import events  # noqa: E402
 
 cli.add_command(relay)
 cli.add_command(events)
+cli.add_command(report)
 cli.add_command(sources)
 
 

@@ -63,6 +63,11 @@ def build_components(ctx: Context, supervisor_ref: Callable[[], Supervisor | Non
     from .store.component import StoreComponent
 
     comps: list[Component] = [RelayService(ctx), StoreComponent(ctx)]
+    if ctx.config.receivers.enabled:
+        from .receivers.component import ReceiversComponent
+
+        # after the store (its outbox), before the rules and sensors (their reports)
+        comps.append(ReceiversComponent(ctx))
     comps += sensor_path_components(ctx)
     if ctx.config.video.enabled:
         from .video.component import VideoComponent

@@ -19,10 +19,11 @@ import logging
 import time
 from typing import Any
 
+from .. import kinds
 from ..bus import Alarm, SensorAvailability, SensorChanged
 from ..component import Component, Health
 from ..context import Context
-from ..interfaces import ALARMS, RELAYS, RULES, SENSORS, AckResult, record
+from ..interfaces import ALARMS, RELAYS, REPORTS, RULES, SENSORS, AckResult, record
 from ..sensors.config import SensorConfig
 from .config import RuleAction, RuleConfig, condition_holds, rule_field
 
@@ -223,6 +224,9 @@ class RulesEngine(Component):
                 message = f"{rule.sensor.name} offline" + (f": {trigger.get('reason')}" if trigger.get("reason") else "")
             self._alarm(rule.alarm_id, rule, active, kind, message)
             return
+        if t == "report":
+            self._report(rule, action, active, trigger)
+            return
         if t in ("pulse", "latch") and not active:
             return
         relays = self.ctx.registry.get(RELAYS)
@@ -263,6 +267,45 @@ class RulesEngine(Component):
                 "sensor": rule.sensor.id, "trigger": trigger, "action": action.type, "relay": action.relay,
                 "ms": action.ms if action.type == "pulse" else None, "ok": ok, "latency_ms": round(latency_ms, 3),
                 "error": error}))
+
+    def _report(self, rule: Rule, action: RuleAction, active: bool, trigger: dict[str, Any]) -> None:
+        """Queue a report to an alarm receiver (the receivers put it in the outbox at once)."""
+        reporter = self.ctx.registry.get(REPORTS)
+        text = self._report_text(rule, active, trigger)
+        queued = False
+        error = "no alarm receivers running ([receivers] in the config)"
+        if reporter is not None:
+            queued = reporter.report(action.report or "", active=active, sensor=rule.sensor.id,
+                                     kind=action.kind or rule.sensor.kind, text=text, code=action.code, cid=action.cid,
+                                     zone=action.zone, source=f"rule:{rule.name}")
+            error = "" if queued else "nothing queued (see the receivers' log)"
+        if not queued and (active or reporter is None):  # a restore without a restore code is not a failure
+            self.failures += 1
+            log.warning("rule %s: report to %s failed: %s", rule.name, action.report, error)
+        store = self.ctx.store
+        if store is not None:
+            record(store.record_event("rule", rule.name, {
+                "sensor": rule.sensor.id, "trigger": trigger, "action": "report", "receiver": action.report,
+                "active": active, "ok": queued, "error": error if not queued else ""}))
+
+    @staticmethod
+    def _report_text(rule: Rule, active: bool, trigger: dict[str, Any]) -> str:
+        """What happened, in words: the rule's alarm message, else the sensor's state."""
+        message = next((a.alarm for a in rule.cfg.actions if a.alarm), None)
+        if message and active:
+            return message
+        value = trigger.get(rule.field)
+        k = kinds.get(rule.sensor.kind)
+        if isinstance(value, bool):
+            words = k.active_words if value else k.inactive_words
+        elif isinstance(value, (int, float)):
+            words = k.number_format.format(value) if not k.binary else str(value)
+        else:
+            words = "" if value is None else str(value)
+        name = rule.sensor.name
+        if message:  # the restore of a named alarm
+            return f"{message}: restored ({name}: {words})" if words else f"{message}: restored"
+        return f"{name}: {words}" if words else name
 
     def _alarm(self, alarm_id: str, rule: Rule, active: bool, kind: str, message: str) -> None:
         prev = self.alarms.get(alarm_id)

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # op codes
-EVENT, STATE, AUDIT, OUTBOX_PUT, OUTBOX_PEEK, OUTBOX_ACK, FLUSH, PRUNE, CHECKPOINT, CLOSE, GROUP, SEEN_KEYS = range(12)
+(EVENT, STATE, AUDIT, OUTBOX_PUT, OUTBOX_PEEK, OUTBOX_ACK, FLUSH, PRUNE, CHECKPOINT, CLOSE, GROUP, SEEN_KEYS, META_SET,
+ META_GET) = range(14)
 URGENT = frozenset({FLUSH, CLOSE, CHECKPOINT, PRUNE, SEEN_KEYS})
 
 
@@ -38,6 +39,8 @@ class OutboxMessage:
     payload: bytes
     qos: int
     retain: bool
+    queue: str = ""
+    seq: int | None = None
 
 
 SQL_EVENT = "INSERT INTO events (ts, kind, source, payload) VALUES (?, ?, ?, ?)"
@@ -46,7 +49,8 @@ SQL_STATE = (
     "SET state = excluded.state, ts = excluded.ts WHERE excluded.ts >= state.ts"
 )
 SQL_AUDIT = "INSERT INTO relay_audit (ts, relay, command, outcome, latency_ms, detail) VALUES (?, ?, ?, ?, ?, ?)"
-SQL_OUTBOX = "INSERT INTO outbox (ts, topic, payload, qos, retain) VALUES (?, ?, ?, ?, ?)"
+SQL_OUTBOX = "INSERT INTO outbox (ts, topic, payload, qos, retain, queue, seq) VALUES (?, ?, ?, ?, ?, ?, ?)"
+SQL_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 SQL_SEEN = (
     "INSERT INTO ingest_seen (lane, mid, digest, ts) VALUES (?, ?, ?, ?) ON CONFLICT (lane, mid) DO UPDATE "
     "SET digest = excluded.digest, ts = excluded.ts"
@@ -70,8 +74,15 @@ def execute(conn: sqlite3.Connection, code: int, a: tuple[Any, ...]) -> Any:
     if code == OUTBOX_PUT:
         return conn.execute(SQL_OUTBOX, a).lastrowid
     if code == OUTBOX_PEEK:
-        rows = conn.execute("SELECT id, topic, payload, qos, retain FROM outbox ORDER BY id LIMIT ?", a).fetchall()
-        return [OutboxMessage(i, t, bytes(p), q, bool(r)) for i, t, p, q, r in rows]
+        rows = conn.execute("SELECT id, topic, payload, qos, retain, queue, seq FROM outbox WHERE queue = ? "
+                            "ORDER BY id LIMIT ?", a).fetchall()
+        return [OutboxMessage(i, t, bytes(p), q, bool(r), qu, sq) for i, t, p, q, r, qu, sq in rows]
+    if code == META_SET:
+        conn.execute(SQL_META, a)
+        return None
+    if code == META_GET:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", a).fetchone()
+        return None if row is None else row[0]
     if code == OUTBOX_ACK:
         (ids,) = a
         n = 0
@@ -97,7 +108,8 @@ def write_seen(conn: sqlite3.Connection, seen: tuple[str, int, int]) -> None:
 
 def describe(code: int, args: tuple[Any, ...]) -> str:
     names = {EVENT: "record_event", STATE: "set_state", AUDIT: "audit_relay", OUTBOX_PUT: "outbox_put",
-             OUTBOX_PEEK: "outbox_peek", OUTBOX_ACK: "outbox_ack", GROUP: "message group", SEEN_KEYS: "seen_keys"}
+             OUTBOX_PEEK: "outbox_peek", OUTBOX_ACK: "outbox_ack", GROUP: "message group", SEEN_KEYS: "seen_keys",
+             META_SET: "meta_set", META_GET: "meta_get"}
     name = names.get(code, f"op {code}")
     if code == EVENT:
         return f"{name}({args[1]!r}, {args[2]!r})"

@@ -21,8 +21,8 @@ from typing import Any, Callable, Iterable
 
 from . import writer as w
 from .aggregates import FLUSH_S, HourlyAggregates, numeric_fields
-from .ops import (AUDIT, CHECKPOINT, CLOSE, EVENT, FLUSH, GROUP, OUTBOX_ACK, OUTBOX_PEEK, OUTBOX_PUT, PRUNE, SEEN_KEYS,
-                  STATE, Member, Op, OutboxMessage)
+from .ops import (AUDIT, CHECKPOINT, CLOSE, EVENT, FLUSH, GROUP, META_GET, META_SET, OUTBOX_ACK, OUTBOX_PEEK, OUTBOX_PUT,
+                  PRUNE, SEEN_KEYS, STATE, Member, Op, OutboxMessage)
 from .retention import Pruner
 from .writer import StoreClosed
 
@@ -83,7 +83,7 @@ class Store:
         self.durable = False  # writing now: open, the last batch committed, no write stalled
         self.problem = "not started"
         self._group: list[Member] | None = None
-        self._group_urgent = False  # a member of the open group wants the short commit window
+        self._group_window = 0.0  # the shortest commit window of the open group's members
         self._listeners: list[Callable[[], None]] = []
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -238,8 +238,9 @@ class Store:
         fut = self._loop_now().create_future()
         if self._group is not None:
             self._group.append((code, args, fut))
-            if window is None:
-                self._group_urgent = True
+            w = self.batch_s if window is None else window
+            if w < self._group_window:
+                self._group_window = w
             return fut
         if self._closed:
             return self._fail(fut, StoreClosed(f"store {self.path} is closed"))
@@ -263,7 +264,7 @@ class Store:
     def begin_group(self) -> None:
         """Collect the ops queued from now until ``end_group`` into one (same transaction)."""
         self._group = []
-        self._group_urgent = False
+        self._group_window = self.telemetry_batch_s
 
     def end_group(self, seen: tuple[str, int, int] | None = None) -> int:
         """Queue the group; returns its seq (acknowledge the message once ``committed`` reaches
@@ -282,7 +283,7 @@ class Store:
                     fut.exception()
             return -1
         # the group commits within the shortest window of its members (telemetry alone may wait)
-        return self._put(Op(GROUP, (members, seen), None, window=None if self._group_urgent else self.telemetry_batch_s))
+        return self._put(Op(GROUP, (members, seen), None, window=self._group_window))
 
     def commit_soon(self) -> None:
         """Commit what is queued now rather than at its window's end (the ingest asks when the
@@ -327,20 +328,26 @@ class Store:
         return self._submit(AUDIT, (time.time() if ts is None else float(ts), str(relay), str(command),
                                     str(outcome), None if latency_ms is None else float(latency_ms), str(detail)))
 
-    def outbox_put(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> asyncio.Future[int]:
-        """Queue a message for the uplink; resolves to its id once committed."""
+    def outbox_put(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False, *, queue: str = "",
+                   seq: int | None = None, urgent: bool = False) -> asyncio.Future[int]:
+        """Queue a message for the uplink (``queue`` ""), or for another ordered queue (an alarm
+        receiver's: ``queue="receiver:<name>"``, with the report's sequence number ``seq``);
+        resolves to its id once committed. ``urgent=True`` commits at once instead of waiting
+        up to ``batch_ms`` for company (an alarm report is sent only once it is on disk)."""
         if isinstance(payload, str):
             payload = payload.encode()
         if not isinstance(payload, (bytes, bytearray, memoryview)):
             return self._bad(f"outbox_put({topic!r}): payload must be bytes, got {type(payload).__name__}")
         if qos not in (0, 1, 2):
             return self._bad(f"outbox_put({topic!r}): qos must be 0, 1 or 2, got {qos!r}")
-        return self._submit(OUTBOX_PUT, (time.time(), str(topic), bytes(payload), int(qos), int(bool(retain))))
+        return self._submit(OUTBOX_PUT, (time.time(), str(topic), bytes(payload), int(qos), int(bool(retain)),
+                                         str(queue), None if seq is None else int(seq)),
+                            0.0 if urgent else None)
 
     # ---- reads and control -----------------------------------------------------------------
-    async def outbox_peek(self, limit: int = 100) -> list[OutboxMessage]:
-        """The oldest ``limit`` messages not yet acknowledged, oldest first."""
-        return await self._submit(OUTBOX_PEEK, (int(limit),))
+    async def outbox_peek(self, limit: int = 100, queue: str = "") -> list[OutboxMessage]:
+        """The oldest ``limit`` messages of ``queue`` not yet acknowledged, oldest first."""
+        return await self._submit(OUTBOX_PEEK, (str(queue), int(limit)))
 
     async def outbox_ack(self, ids: Iterable[int]) -> int:
         """Remove acknowledged messages; returns how many were removed."""
@@ -348,6 +355,14 @@ class Store:
         if not ids:
             return 0
         return await self._submit(OUTBOX_ACK, (ids,))
+
+    def meta_set(self, key: str, value: int | float | str | None) -> asyncio.Future[None]:
+        """Keep a small value (a counter, a mark) in the ``meta`` table; resolves once committed."""
+        return self._submit(META_SET, (str(key), value))
+
+    async def meta_get(self, key: str) -> Any:
+        """The value ``meta_set`` kept under ``key`` (None when there is none)."""
+        return await self._submit(META_GET, (str(key),))
 
     async def seen_keys(self, lane: str, limit: int) -> dict[int, int]:
         """The keys (packet id -> digest) of the last ``limit`` messages recorded from ``lane``."""
