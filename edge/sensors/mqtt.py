@@ -34,8 +34,9 @@ class MqttIngest:
     or None without one)."""
 
     def __init__(self, cfg: MqttConfig, identifier: str, filters: list[str], on_message: Callable[[str, bytes], object],
-                 store: Callable[[], Any] = lambda: None):
+                 store: Callable[[], Any] = lambda: None, *, quickack: bool = False):
         self.cfg = cfg
+        self.quickack = quickack
         self.identifier = identifier
         self.filters = filters
         self.on_message = on_message
@@ -81,7 +82,7 @@ class MqttIngest:
                 client = make_client(self.cfg, self.identifier, clean_session=False, ssl_ctx=self._ssl, password=self._password)
                 # acks owed from the first message: a persistent session's backlog arrives with
                 # the CONNACK, before the connect returns
-                self.acks.connected(take_messages(client, self._deliver))
+                self.acks.connected(take_messages(client, self._deliver, quickack=self.quickack))
                 async with client:
                     raise_if_cancelling()
                     if self.filters:
@@ -126,7 +127,7 @@ class IngestLanes:
             filters = router.filters_for(lane)
             if filters:
                 handler = (lambda topic, payload, _lane=lane: router.handle(topic, payload, lane=_lane))
-                self.lanes.append(MqttIngest(cfg, f"{base_id}-{suffix}", filters, handler, store))
+                self.lanes.append(MqttIngest(cfg, f"{base_id}-{suffix}", filters, handler, store, quickack=lane == "fast"))
         self.connected_event = asyncio.Event()
 
     @property
