@@ -195,13 +195,18 @@ class VideoComponent(Component):
             rtsp.push_au(data, key, SUB)
 
     def _encode(self, img, key: bool) -> None:
-        """Producer thread: the picture to the main encoder, a scaled copy to the substream's."""
+        """Producer thread: the picture to the main encoder, a scaled copy to the substream's
+        while a client watches the substream. Until the first one does, its encoder gets no
+        frame, and x264 sets up its buffers on the first (5 MB at 640x360, and ~4 ms a
+        frame, for an NVR that records only the main stream); a client's arrival asks for a
+        keyframe, so its first picture comes at once."""
         encs = self.encoders
         main = encs.get(MAIN)
         if main is not None:
             main.encode(img, key)
         sub = encs.get(SUB)
-        if sub is not None:
+        rtsp = self.rtsp
+        if sub is not None and (rtsp is None or rtsp.watched(SUB)):
             cached = self._scaled
             if cached is not None and cached[0] is img:  # a repeat frame: the same copy
                 small = cached[1]
