@@ -23,9 +23,14 @@ import aiomqtt
 from ..backoff import Backoff
 from ..mqtt.client import make_client, raise_if_cancelling, take_messages, tls_context
 from ..mqtt.config import MqttConfig
+from ..mqtt.reader import read_in_batches
 from .acks import AckQueue, Deliveries
 
 log = logging.getLogger("edge.mqtt")
+
+# MQTT packets handled per turn of the loop on one connection (edge.mqtt.reader): ~1.5 ms of
+# readings at most before the other lane's socket is read
+BATCH_PACKETS = 32
 
 
 class MqttIngest:
@@ -80,6 +85,7 @@ class MqttIngest:
             began = time.monotonic()
             try:
                 client = make_client(self.cfg, self.identifier, clean_session=False, ssl_ctx=self._ssl, password=self._password)
+                read_in_batches(client, BATCH_PACKETS)
                 # acks owed from the first message: a persistent session's backlog arrives with
                 # the CONNACK, before the connect returns
                 self.acks.connected(take_messages(client, self._deliver, quickack=self.quickack))
