@@ -89,6 +89,7 @@ class VideoComponent(Component):
         self._running_since = 0.0
         self._last_au = 0.0
         self._frame_no = 0  # frames drawn (the snapshot's JPEG is kept per frame)
+        self.sub_access_units = 0  # out of the substream's encoder (none until a client watches it)
         self._jpeg: tuple[int, bytes] | None = None
         self._frame_lock = threading.Lock()
         self._state = "starting"
@@ -191,6 +192,7 @@ class VideoComponent(Component):
             rtsp.push_au(data, key, MAIN)
 
     def _on_sub_au(self, data: bytes, key: bool) -> None:
+        self.sub_access_units += 1
         rtsp = self.rtsp
         if rtsp is not None:
             rtsp.push_au(data, key, SUB)
