@@ -25,7 +25,8 @@ from .config import Config
 from .context import Context, CredentialsHolder
 from .metrics import Metrics
 from .notify import Notifier
-from .web.server import WebComponent, make_app
+from .web.guard import Guard, make_app
+from .web.server import WebComponent
 
 log = logging.getLogger("edge.service")
 
@@ -37,6 +38,9 @@ def build_context(config: Config, data_dir: Path, *, platform: Platform | None =
     creds = CredentialsHolder(data_dir)
     auth = HttpAuth(creds.get)
     open_paths: set[str] = set()
+    plain_paths: set[str] = set()
+    guard = Guard(auth, open_paths, plain_paths)
+    guard.configure(config.web)
     ctx = Context(
         config=config,
         data_dir=data_dir,
@@ -44,9 +48,10 @@ def build_context(config: Config, data_dir: Path, *, platform: Platform | None =
         metrics=Metrics(),
         credentials=creds,
         auth=auth,
-        web=make_app(auth, open_paths),
+        web=make_app(guard, config.web.max_body_bytes),
         platform=platform or make_platform(simulated),
         open_paths=open_paths,
+        plain_paths=plain_paths,
         config_path=config_path,
         demo=demo,
     )

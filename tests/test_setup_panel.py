@@ -17,7 +17,7 @@ from edge import credentials as credentials_mod
 from edge.bus import Alarm, SensorChanged
 
 from .fake_smbus import FakeLcdBus
-from .peers import basic_auth, run_service_from_toml
+from .peers import digest_session, run_service_from_toml
 
 PANEL_TOML = """
 # the installer's comment survives a write-back
@@ -304,9 +304,9 @@ async def test_credentials_rotated_by_cli_switch_http_and_show_on_lcd(service_fa
         assert new != old
         await p.wait_text(new, timeout=5)  # shown until the installer notes it
         async with aiohttp.ClientSession() as http:
-            async with http.get(svc.base_url + "/api/lcd", headers=basic_auth(svc.user, old)) as r:
+            async with digest_session(svc.user, old) as dig, dig.get(svc.base_url + "/api/lcd") as r:
                 assert r.status == 401
-            async with http.get(svc.base_url + "/api/lcd", headers=basic_auth(svc.user, new)) as r:
+            async with digest_session(svc.user, new) as dig, dig.get(svc.base_url + "/api/lcd") as r:
                 assert r.status == 200
                 assert new in "\n".join((await r.json())["lines"])
 
@@ -332,41 +332,42 @@ async def test_rotation_from_the_menu_switches_every_listener(service_factory, f
         assert seen and seen[0] != old
         await p.wait_text(seen[0])
         async with aiohttp.ClientSession() as http:
-            async with http.get(svc.base_url + "/api/lcd", headers=basic_auth(svc.user, old)) as r:
+            async with digest_session(svc.user, old) as dig, dig.get(svc.base_url + "/api/lcd") as r:
                 assert r.status == 401
-            async with http.get(svc.base_url + "/api/lcd", headers=basic_auth(svc.user, seen[0])) as r:
+            async with digest_session(svc.user, seen[0]) as dig, dig.get(svc.base_url + "/api/lcd") as r:
                 assert r.status == 200
 
 
 async def test_http_panel_refuses_without_credentials_and_checks_input(service_factory, fake_bus):
     toml = PANEL_TOML.replace('driver = "pcf8574"', 'driver = "simulated"')
     async with service_factory(toml) as svc:
-        auth = basic_auth(svc.user, svc.password)
-        async with aiohttp.ClientSession() as http:
-            for method, path in (("GET", "/api/lcd"), ("POST", "/api/buttons/select"), ("GET", "/panel")):
-                async with http.request(method, svc.base_url + path) as r:
-                    assert r.status == 401, path
-                async with http.request(method, svc.base_url + path, headers=basic_auth(svc.user, "not-it")) as r:
-                    assert r.status == 401, path
-            async with http.post(svc.base_url + "/api/buttons/enter", headers=auth) as r:
+        for method, path in (("GET", "/api/lcd"), ("POST", "/api/buttons/select"), ("GET", "/panel")):
+            async with aiohttp.ClientSession() as anon, anon.request(method, svc.base_url + path, json={}) as r:
+                assert r.status == 401, path
+            async with digest_session(svc.user, "not-it") as bad, bad.request(method, svc.base_url + path, json={}) as r:
+                assert r.status == 401, path
+        async with digest_session(svc.user, svc.password) as http:
+            async with http.post(svc.base_url + "/api/buttons/enter", json={}) as r:
                 assert r.status == 404
                 assert "up, down, select, back" in (await r.json())["error"]
-            async with http.post(svc.base_url + "/api/buttons/select?hold_s=forever", headers=auth) as r:
+            async with http.post(svc.base_url + "/api/buttons/select", json={"hold_s": "forever"}) as r:
                 assert r.status == 400
                 assert "hold_s" in (await r.json())["error"]
-            async with http.get(svc.base_url + "/api/lcd", headers=auth) as r:
+            async with http.post(svc.base_url + "/api/buttons/select?hold_s=1", json={}) as r:
+                assert r.status == 400 and "query string" in (await r.json())["error"]
+            async with http.get(svc.base_url + "/api/lcd") as r:
                 assert svc.password in (await r.json())["lines"][1]
-            async with http.post(svc.base_url + "/api/buttons/select", headers=auth) as r:
+            async with http.post(svc.base_url + "/api/buttons/select", json={}) as r:
                 assert r.status == 200
             deadline = time.monotonic() + 3
             while time.monotonic() < deadline:
-                async with http.get(svc.base_url + "/api/lcd", headers=auth) as r:
+                async with http.get(svc.base_url + "/api/lcd") as r:
                     lines = (await r.json())["lines"]
                 if lines[0].startswith("IP address"):
                     break
                 await asyncio.sleep(0.05)
             assert lines[0].startswith("IP address"), lines
-            async with http.get(svc.base_url + "/panel", headers=auth) as r:
+            async with http.get(svc.base_url + "/panel") as r:
                 assert r.status == 200 and "/api/buttons/" in await r.text()
 
 

@@ -84,6 +84,7 @@ class VideoComponent(Component):
         self._frame_lock = threading.Lock()
         self._state = "starting"
         ctx.web.router.add_get(SNAPSHOT_PATH, self._snapshot_handler)
+        ctx.plain_paths.add(SNAPSHOT_PATH)  # GetSnapshotUri hands it to NVRs, which fetch it over plain HTTP
         ctx.credentials.listeners.append(self._credentials_rotated)
         ctx.registry.provide(VIDEO, self)
 
