@@ -4,7 +4,7 @@ In this order:
 
 1. **HTTPS**: with ``[web] tls`` on, a request on plain HTTP is redirected (308) to HTTPS,
    except the paths NVRs fetch over plain HTTP (``ctx.open_paths``: ONVIF, and
-   ``ctx.plain_paths``: the snapshot) and requests from the box itself (loopback: the CLI).
+   ``ctx.plain_paths``: the snapshot). The CLI on the box speaks HTTPS too.
 2. **Same origin**: a request that is not GET/HEAD/OPTIONS must not come from another origin:
    an ``Origin`` (else ``Referer``) header naming another scheme/host/port, or ``null``, is
    refused (403). Clients that send neither (the CLI, NVRs, curl) are not browsers.
@@ -22,7 +22,6 @@ the token stops what rule 2 cannot see.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 from typing import Awaitable, Callable
@@ -39,13 +38,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Authenticator = Callable[[web.Request], Awaitable[str | None]]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 USER_KEY = web.RequestKey("edge.user", str)  # request[USER_KEY]: who the request authenticated as
-
-
-def _is_loopback(addr: str | None) -> bool:
-    try:
-        return ipaddress.ip_address((addr or "").split("%")[0]).is_loopback
-    except ValueError:
-        return False
 
 
 def _origin_of(url_text: str) -> tuple[str, str, int | None] | None:
@@ -83,8 +75,7 @@ class Guard:
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path
         open_path = path in self.open_paths
-        if self.https_port is not None and not request.secure and not open_path and path not in self.plain_paths \
-                and not _is_loopback(request.remote):
+        if self.https_port is not None and not request.secure and not open_path and path not in self.plain_paths:
             return self._to_https(request)
         if request.method not in SAFE_METHODS and not self._same_origin(request):
             log.warning("refused %s %s from %s: Origin/Referer %r is not this device", request.method, path,
