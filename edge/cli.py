@@ -109,6 +109,21 @@ def credentials_rotate(data_dir: Path, gateway: bool) -> None:
     click.echo(f"password: {creds.password}")
 
 
+@cli.command("broker-setup")
+@data_dir_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("/etc/mosquitto/edge"),
+              show_default=True, help="where Mosquitto reads the accounts and TLS files")
+@click.option("--group", default="mosquitto", show_default=True, help="the group Mosquitto runs as")
+def broker_setup(data_dir: Path | None, out: Path, group: str) -> None:
+    """Write the appliance broker's accounts and TLS files (root; edge-broker-setup.service
+    runs it at every boot before Mosquitto). After `edge credentials rotate --gateway`, run it
+    and `systemctl reload mosquitto`."""
+    from . import broker_setup as broker_mod
+
+    written = broker_mod.setup(paths.data_dir(data_dir), out, group or None)
+    click.echo("wrote " + ", ".join(written))
+
+
 from .relays.cli import relay  # noqa: E402
 from .store.cli import events  # noqa: E402
 

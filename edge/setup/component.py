@@ -71,7 +71,8 @@ class SetupComponent(Component):
         self.network = network or platform.network(ncfg.driver, ncfg.interface, ncfg.connection,
                                                      settings_from_config(ncfg))
         # a simulated reboot (the demo) goes back to the home screen
-        self.system = system or platform.system(ctx.data_dir, ctx.config_path, on_reboot=self._simulated_reboot)
+        self.system = system or platform.system(ctx.data_dir, ctx.config_path, on_reboot=self._simulated_reboot,
+                                                driver=ctx.config.service.system)
         self.buttons: Buttons | None = None
         self.buttons_error = ""
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
