@@ -166,7 +166,8 @@ class VideoComponent(Component):
         settings = EncoderSettings(c.width, c.height, c.fps, c.bitrate_kbps, c.gov_length, c.x264_preset)
         enc = make_encoder(self.encoder_choice.name, settings)
         creds = self.ctx.credentials.get()
-        rtsp = RtspServer(c.rtsp_host, c.rtsp_port, c.mount, creds.user, creds.password, self._keyframe_needed)
+        rtsp = RtspServer(c.rtsp_host, c.rtsp_port, c.mount, creds.user, creds.password, self._keyframe_needed,
+                          max_clients=c.max_clients, idle_timeout_s=c.idle_timeout_s)
         try:
             enc.start(self._on_au)
             self.encoder = enc
