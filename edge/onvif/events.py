@@ -8,8 +8,10 @@ Bus events become ONVIF notifications:
 
 A new subscription and SetSynchronizationPoint queue ``Initialized`` messages with every
 current state; later transitions are ``Changed``. Subscriptions expire at their termination
-time, are bounded in number and in queued messages (oldest dropped first, counted), and
-PullMessages long-polls up to a cap.
+time (kept on the monotonic clock: an NTP step at boot neither ends nor prolongs them), are
+bounded in number, per client address (a client in a reconnect loop replaces its own oldest
+subscription instead of filling every slot) and in queued messages (oldest dropped first,
+counted), and PullMessages long-polls up to a cap.
 """
 
 from __future__ import annotations
@@ -51,9 +53,10 @@ class Notification:
 @dataclass
 class PullPoint:
     id: str
-    expires: float  # wall clock
+    expires: float  # time.monotonic()
     queue: deque[Notification]
     filters: tuple[str, ...] = ()
+    client: str = ""  # the address that created it
     dropped: int = 0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     closed: bool = False
@@ -161,8 +164,13 @@ class EventHub:
         return out
 
     # ---- subscriptions ----------------------------------------------------------------
+    @staticmethod
+    def wall(mono: float) -> float:
+        """A monotonic deadline as wall-clock time (for TerminationTime)."""
+        return time.time() + (mono - time.monotonic())
+
     def expire(self, now: float | None = None) -> int:
-        now = time.time() if now is None else now
+        now = time.monotonic() if now is None else now
         gone = [s for s in self.subs.values() if s.expires <= now]
         for s in gone:
             self._close(s)
@@ -178,6 +186,11 @@ class EventHub:
             self._close(s)
 
     def _termination(self, text: str | None, now: float) -> float:
+        """The termination time asked for (relative, or absolute against the wall clock ``now``)
+        as a monotonic deadline."""
+        return time.monotonic() + (self._termination_wall(text, now) - now)
+
+    def _termination_wall(self, text: str | None, now: float) -> float:
         if not text:
             return now + self.cfg.subscription_default_s
         text = text.strip()
@@ -198,7 +211,7 @@ class EventHub:
     def subscription(self, req: SoapRequest) -> PullPoint:
         sid = req.http.query.get("sub", "")
         sub = self.subs.get(sid)
-        if sub is None or sub.closed or sub.expires <= time.time():
+        if sub is None or sub.closed or sub.expires <= time.monotonic():
             if sub is not None:
                 self._close(sub)
             raise _resource_unknown("no such subscription (it expired or was unsubscribed); create a new one")
@@ -256,7 +269,13 @@ class EventsService:
     async def CreatePullPointSubscription(self, req: SoapRequest):
         hub = self.hub
         now = time.time()
-        hub.expire(now)
+        hub.expire()
+        client = req.http.remote or "?"
+        own = [s for s in hub.subs.values() if s.client == client]  # oldest first
+        if len(own) >= hub.cfg.max_subscriptions_per_client:  # a reconnect loop: it replaces its own
+            log.warning("PullPoint %s of %s ended: that client holds %d already (max_subscriptions_per_client)",
+                        own[0].id, client, len(own))
+            hub._close(own[0])
         if len(hub.subs) >= hub.cfg.max_subscriptions:
             raise SoapFault("Receiver", ("ter:Action", "ter:MaxPullPointsReached"),
                             f"all {hub.cfg.max_subscriptions} pull points are in use; unsubscribe one or wait for one to expire")
@@ -270,15 +289,16 @@ class EventsService:
                         part = part.strip().rstrip("/").replace("//.", "")
                         if part:
                             filters.append(part)
-        sub = PullPoint(secrets.token_urlsafe(12), expires, deque(maxlen=hub.cfg.queue_per_subscription), tuple(filters))
+        sub = PullPoint(secrets.token_urlsafe(12), expires, deque(maxlen=hub.cfg.queue_per_subscription), tuple(filters),
+                        client=client)
         hub.subs[sub.id] = sub
         for n in hub.snapshot():
             sub.push(n)
-        log.info("PullPoint %s created by %s until %s", sub.id, req.http.remote, nsmod.xs_datetime(expires))
+        log.info("PullPoint %s created by %s until %s", sub.id, client, nsmod.xs_datetime(hub.wall(expires)))
         return E("tev:CreatePullPointSubscriptionResponse",
                  E("tev:SubscriptionReference", E("wsa:Address", hub.address(req, sub))),
                  E("wsnt:CurrentTime", nsmod.xs_datetime(now)),
-                 E("wsnt:TerminationTime", nsmod.xs_datetime(expires)))
+                 E("wsnt:TerminationTime", nsmod.xs_datetime(hub.wall(expires))))
 
     async def PullMessages(self, req: SoapRequest):
         hub = self.hub
@@ -292,7 +312,7 @@ class EventsService:
         except ValueError:
             raise sender("PullMessages MessageLimit is not an integer", "ter:InvalidArgVal") from None
         limit = max(1, min(limit, 1000))
-        timeout = max(0.0, min(timeout, hub.cfg.pull_timeout_max_s, sub.expires - time.time()))
+        timeout = max(0.0, min(timeout, hub.cfg.pull_timeout_max_s, sub.expires - time.monotonic()))
         if not sub.queue and timeout > 0:
             sub.wake.clear()
             try:
@@ -309,7 +329,7 @@ class EventsService:
         address = hub.address(req, sub)
         return E("tev:PullMessagesResponse",
                  E("tev:CurrentTime", nsmod.xs_datetime()),
-                 E("tev:TerminationTime", nsmod.xs_datetime(sub.expires)),
+                 E("tev:TerminationTime", nsmod.xs_datetime(hub.wall(sub.expires))),
                  [self._message(n, address) for n in notes])
 
     @staticmethod
@@ -336,7 +356,7 @@ class EventsService:
         sub = self.hub.subscription(req)
         now = time.time()
         sub.expires = self.hub._termination(req.param("TerminationTime"), now)
-        return E("wsnt:RenewResponse", E("wsnt:TerminationTime", nsmod.xs_datetime(sub.expires)),
+        return E("wsnt:RenewResponse", E("wsnt:TerminationTime", nsmod.xs_datetime(self.hub.wall(sub.expires))),
                  E("wsnt:CurrentTime", nsmod.xs_datetime(now)))
 
     async def Unsubscribe(self, req: SoapRequest):
