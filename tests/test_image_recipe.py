@@ -77,6 +77,9 @@ def test_overlay_settings_the_appliance_relies_on():
     assert re.search(r"^Storage=volatile$", journald, re.M) and re.search(r"^RuntimeMaxUse=\d+M$", journald, re.M)
     essential = (IB / "hooks/essential.sh").read_text()
     assert "MODULES=list" in essential and "ROOTPART=LABEL=RASPIROOT" in essential
+    # no kernel console (nor getty) on the GPIO UART the docs suggest for RS485
+    consoles = re.search(r'^CONSOLES="([^"]*)"', essential, re.M).group(1).split()
+    assert consoles and not any(c.startswith(("ttyS", "ttyAMA", "serial")) for c in consoles), consoles
     customize = (IB / "hooks/customize.sh").read_text()
     assert "mask systemd-firstboot.service" in customize
     assert re.search(r"disable ssh\.service ssh\.socket", customize)

@@ -46,7 +46,7 @@ class StoreComponent(Component):
         cfg = self.ctx.config.store
         store = Store(self.path, cfg.retention_days, cfg.aggregate_retention_days, cfg.batch_ms,
                       telemetry_batch_ms=cfg.telemetry_batch_ms, prune_batch_rows=cfg.prune_batch_rows, prune_interval_s=cfg.prune_interval_s,
-                      on_batch=self._publish)
+                      on_batch=self._publish, outbox_max_messages=cfg.outbox_max_messages)
         await store.start()
         self.store = store
         self.ctx.registry.provide(STORE, store)
