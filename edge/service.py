@@ -17,6 +17,7 @@ from typing import Any, Callable, Coroutine
 
 from hw.platform import Platform, make_platform
 
+from . import tls
 from .app import Supervisor
 from .auth import HttpAuth
 from .bus import Bus
@@ -57,6 +58,10 @@ def build_context(config: Config, data_dir: Path, *, platform: Platform | None =
     )
     if creds.created:
         log.warning("first start: generated device credentials in %s (show them with `edge credentials`)", data_dir)
+    if config.web.tls:  # made here, before the components: the LCD shows its fingerprint
+        cert = tls.load_or_create(data_dir)
+        if cert.created:
+            log.warning("first start: made the device TLS certificate, SHA-256 %s", cert.fingerprint)
     return ctx
 
 

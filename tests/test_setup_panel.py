@@ -408,3 +408,26 @@ async def test_navigating_to_relays_and_select_pulses_the_channel(service_factor
         # the wiring check's short pulse ([lcd] relay_test_pulse_ms = 500), not the channel's 3 s
         assert 0.3 <= offs[0] - ons[0] <= 1.5
         assert {c for _, c, _ in board.history} == {3}
+
+
+async def test_credentials_menu_shows_the_tls_fingerprint_and_the_gateway_account(service_factory, fake_bus):
+    from edge import tls
+
+    from .peers import free_port
+
+    toml = PANEL_TOML + f'\n[web]\nhost = "127.0.0.1"\nport = {free_port()}\ntls = true\nhttps_port = {free_port()}\n'
+    async with service_factory(toml) as svc:
+        p = Panel(svc, fake_bus)
+        await _acknowledge(p)
+        cert = tls.load(svc.ctx.data_dir)
+        creds = svc.ctx.credentials.get()
+        await p.goto_menu("Credentials")
+        await p.wait_text("User")
+        await p.to_page("TLS SHA-256")
+        await p.wait_text(cert.fingerprint[:16])  # the long line scrolls; it starts with the first bytes
+        await p.to_page("MQTT gateway")
+        assert creds.gateway_user in p.text()
+        await p.to_page("Gateway passwd")
+        assert creds.gateway_password in p.text()
+        # /healthz shows the screen with the secrets masked
+        assert creds.gateway_password not in svc.component("setup").health().detail

@@ -31,6 +31,7 @@ from .. import __version__
 from .. import config as config_mod
 from .. import credentials as credentials_mod
 from .. import paths
+from .. import tls
 from ..bus import Alarm, ComponentHealth, RelayChanged, SensorChanged, SensorReading
 from ..component import Component, Health
 from ..interfaces import RELAYS, VIDEO
@@ -94,6 +95,9 @@ class SetupComponent(Component):
     def _set_credentials(self, c: credentials_mod.Credentials) -> None:
         self.data.user, self.data.password, self.data.serial = c.user, c.password, c.serial
         self.data.acknowledged = c.acknowledged
+        self.data.gateway_user, self.data.gateway_password = c.gateway_user, c.gateway_password
+        cert = tls.load(self.ctx.data_dir)
+        self.data.tls_fingerprint = cert.fingerprint if cert is not None else ""
 
     def _on_credentials(self, c: credentials_mod.Credentials) -> None:
         self._set_credentials(c)
@@ -263,8 +267,9 @@ class SetupComponent(Component):
             return Health(False, "; ".join(problems))
         # the screen as text for /healthz (the password is masked: STATUS= may show details)
         screen = " | ".join(line.rstrip() for line in self.lcd.text())
-        if self.data.password:
-            screen = screen.replace(self.data.password, "*" * len(self.data.password))
+        for secret in (self.data.password, self.data.gateway_password):
+            if secret:
+                screen = screen.replace(secret, "*" * len(secret))
         return Health(True, f"lcd: {screen}")
 
     def _spawn(self, coro: Any) -> None:

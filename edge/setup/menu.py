@@ -96,6 +96,9 @@ class MenuData:
     password: str = field(default="")  # none until the component sets the device's
     serial: str = ""
     acknowledged: bool = True
+    tls_fingerprint: str = ""  # SHA-256 of the device certificate (HTTPS, MQTT over TLS)
+    gateway_user: str = ""  # the broker account of LAN sensor gateways
+    gateway_password: str = ""
     ip: str = ""
     rtsp_url: str = ""
     link_problems: list[str] = field(default_factory=list)
@@ -425,6 +428,10 @@ def credentials_screen() -> PagesScreen:
             Page("Password", d.password),
             Page("Serial", d.serial),
             Page("New password", "SELECT to make", rotate),
+            # what an installer compares with the browser's certificate, and what gateways log in with
+            *([Page("TLS SHA-256", d.tls_fingerprint)] if d.tls_fingerprint else []),
+            *([Page("MQTT gateway", d.gateway_user), Page("Gateway passwd", d.gateway_password)]
+              if d.gateway_password else []),
         ]
 
     return PagesScreen(pages, "Credentials")
