@@ -78,7 +78,8 @@ def banner(cfg: Config, data_dir: Path) -> str:
         ]
     lines += [
         f"  MQTT:     {BROKER_HOST}:{BROKER_PORT}",
-        f"  panel:    http://{host}:{web.port}/panel (simulated LCD + buttons; or curl -X POST .../api/buttons/select)",
+        f"  panel:    http://{host}:{web.port}/panel (simulated LCD + buttons; or: curl --digest -u {creds.user}:<password>",
+        f"            -H 'Content-Type: application/json' -d '{{}}' http://{host}:{web.port}/api/buttons/select)",
         "  trigger the front door:",
         "    mosquitto_pub -t zigbee2mqtt/front_door -m '{\"contact\":false}'   # door opens",
         "    mosquitto_pub -t zigbee2mqtt/front_door -m '{\"contact\":true}'    # door closes",
