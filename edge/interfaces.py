@@ -53,6 +53,11 @@ def relay_board_line(board: str) -> str:
     return f"relay board {board}"
 
 
+def unknown_relay(name: str, names: list[str]) -> str:
+    """The error for a relay name that is not configured (a command's, the HTTP API's 404)."""
+    return f"unknown relay {name!r} (relays: {', '.join(names) or 'none configured'})"
+
+
 @runtime_checkable
 class RelayControl(Protocol):
     """Driving relays: the relay service, for rules, the uplink, ONVIF, the front panel and
@@ -63,6 +68,10 @@ class RelayControl(Protocol):
     def state(self, name: str) -> bool | None: ...
 
     def describe(self) -> list[RelayInfo]: ...
+
+    def info(self, name: str) -> RelayInfo | None:
+        """One relay as ``describe`` gives it; None when no relay has that name."""
+        ...
 
     async def pulse(self, name: str, ms: int | None = None, source: str = "") -> CommandResult: ...
 
