@@ -75,9 +75,9 @@ def setup(data_dir: Path, out: Path, group: str | None = "mosquitto") -> list[st
     os.chmod(out, 0o750)
     if group is not None and os.geteuid() == 0:
         os.chown(out, 0, grp.getgrnam(group).gr_gid)
-    passwd = (f"{SERVICE_USER}:{mosquitto_hash(edge_pw)}\n"
+    accounts = (f"{SERVICE_USER}:{mosquitto_hash(edge_pw)}\n"
               f"{creds.gateway_user}:{mosquitto_hash(creds.gateway_password)}\n")
-    _write_for_broker(out / "passwd", passwd.encode(), group)
+    _write_for_broker(out / "passwd", accounts.encode(), group)
     _write_for_broker(out / "cert.pem", cert.cert_path.read_bytes(), group)
     _write_for_broker(out / "key.pem", cert.key_path.read_bytes(), group)
     return [str(out / n) for n in ("passwd", "cert.pem", "key.pem")]
