@@ -200,3 +200,29 @@ def _port() -> int:
     from .peers import free_port
 
     return free_port()
+
+
+async def test_connection_caps_and_slow_or_silent_clients_are_closed(service_factory):
+    toml = ('[web]\nhost = "127.0.0.1"\nport = %d\nmax_connections = 8\nmax_connections_per_client = 4\n'
+            'idle_timeout_s = 1.5\n' % _port())
+    async with service_factory(toml) as svc:
+        host, port = svc.base_url.removeprefix("http://").split(":")
+        held = [await asyncio.open_connection(host, int(port)) for _ in range(4)]
+        # a slow-headers client: a few bytes at a time, never the blank line
+        held[0][1].write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        await held[0][1].drain()
+        r, w = await asyncio.open_connection(host, int(port))  # the 5th from this address
+        answer = await asyncio.wait_for(r.read(), 5)
+        assert answer.startswith(b"HTTP/1.1 503"), answer
+        w.close()
+        t0 = time.monotonic()
+        for i, (r, w) in enumerate(held):
+            if i == 0:
+                for _ in range(3):
+                    w.write(b"X-Slow: 1\r\n")
+                    await asyncio.sleep(0.2)
+            assert await asyncio.wait_for(r.read(), 5) == b"", i  # closed, no request ever completed
+            w.close()
+        assert time.monotonic() - t0 < 4, "silent and slow connections were not closed after idle_timeout_s"
+        async with digest_session(svc.user, svc.password) as dig, dig.get(svc.base_url + "/healthz") as resp:
+            assert resp.status == 200  # slots freed
