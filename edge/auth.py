@@ -325,3 +325,11 @@ class FailureBrake:
             else:
                 self.waiting[addr] = left
         return True
+
+
+# What a front middleware (the console's browser session) tells the credentials check: the
+# request is authenticated by a session (the user's name), or it is for a page anyone may load.
+from aiohttp import web as _web  # noqa: E402
+
+SESSION_USER = _web.RequestKey("session_user", str)
+PUBLIC = _web.RequestKey("public", bool)

@@ -115,6 +115,14 @@ def _sensor_problems(cfg: "Config") -> Iterator[Problem]:
                           (("sensors", seen[s.id], "id"),))
         else:
             seen[s.id] = i
+        if s.source == "yolink":
+            names = sorted(cfg.yolink)
+            if s.yolink is not None and s.yolink not in cfg.yolink:
+                yield Problem(("sensors", i, "yolink"),
+                              f"{s.yolink!r} is not a [yolink.NAME] section (have: {', '.join(names) or 'none'})")
+            elif s.yolink is None and len(names) != 1:
+                yield Problem(("sensors", i, "source"), "source 'yolink' needs a [yolink.NAME] section" if not names else
+                              f"several YoLink sources ({', '.join(names)}): say which with yolink = \"NAME\"")
         if s.modbus is not None and s.modbus.board is not None:
             b = boards.get(s.modbus.board)
             if b is None or b.type == "gpio":

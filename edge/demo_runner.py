@@ -13,6 +13,7 @@ from pathlib import Path
 from hw.platform import SimulatedPlatform
 
 from . import credentials as credentials_mod
+from . import paths
 from .config import Config
 from .service import configure_logging, run_service, run_to_exit
 
@@ -57,6 +58,19 @@ def start_broker(data_dir: Path, port: int = BROKER_PORT) -> subprocess.Popen[by
     raise SystemExit(f"mosquitto did not listen on {BROKER_HOST}:{port} within 5 s")
 
 
+def working_config(config_path: Path, data_dir: Path) -> Path:
+    """The shipped demo config is part of the source tree: the demo runs on a copy in the data
+    dir (made at the first start), so what the web console saves survives a restart and never
+    edits the repository. Delete ``<data dir>/edge.toml`` to start from the shipped one again."""
+    if Path(config_path).resolve() != paths.DEMO_CONFIG.resolve():
+        return Path(config_path)
+    copy = Path(data_dir) / "edge.toml"
+    if not copy.exists():
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(config_path, copy)
+    return copy
+
+
 def banner(cfg: Config, data_dir: Path) -> str:
     creds, _ = credentials_mod.load_or_create(data_dir)
     web = cfg.web
@@ -64,6 +78,7 @@ def banner(cfg: Config, data_dir: Path) -> str:
     lines = [
         "",
         "edge demo is running (simulated hardware). Ctrl-C stops it.",
+        f"  console:  http://{host}:{web.port}/  (the web console; config edits go to {data_dir}/edge.toml)",
         f"  health:   http://{host}:{web.port}/healthz",
         f"  metrics:  http://{host}:{web.port}/metrics",
         f"  login:    user '{creds.user}', password: run `.venv/bin/edge credentials --data-dir {data_dir}`",

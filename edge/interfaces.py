@@ -13,7 +13,7 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from .bus import SensorChanged
+from .bus import Alarm, SensorChanged
 from .registry import Key
 
 
@@ -120,6 +120,9 @@ class SensorStates(Protocol):
 
     def state(self, sensor: str) -> dict[str, Any]: ...
 
+    def seen(self, sensor: str) -> float | None:
+        """Wall time of the sensor's last reading (changed or not); None: never heard from."""
+
 
 class ChangeHook(Protocol):
     """Takes sensor changes straight from the state tracker (the rules engine: the relay
@@ -129,6 +132,74 @@ class ChangeHook(Protocol):
 
     def attached(self) -> None:
         """The hook now gets every change from the tracker (it may stop reading the bus)."""
+
+
+# ---- alarms ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AckResult:
+    ok: bool
+    alarm: str
+    error: str = ""
+
+
+class AlarmControl(Protocol):
+    """The alarms the rules raised (the rules engine provides it). Acknowledging one records
+    it in the store and publishes the alarm again with ``acknowledged`` on the bus, which the
+    front panel, the uplink and ONVIF act on; whoever acknowledges (console, LCD) uses this."""
+
+    def active_alarms(self) -> list[Alarm]: ...
+
+    def acknowledge(self, alarm: str, by: str) -> AckResult: ...
+
+
+# ---- history (the store's readers) ------------------------------------------------------
+class History(Protocol):
+    """Read-only queries on the store for status pages (each runs in a thread). Rows are the
+    store's reader rows (``id, ts, kind, source, payload`` for events; ``ts, relay, command,
+    outcome, latency_ms, detail`` for the audit; ``hour, count, sum, min, max, mean`` hourly)."""
+
+    async def events(self, *, kind: str | None = None, source: str | None = None, since: float | None = None,
+                     until: float | None = None, before_id: int | None = None, limit: int = 50) -> list[Any]: ...
+
+    async def audit(self, *, relay: str | None = None, limit: int = 50) -> list[Any]: ...
+
+    async def readings(self, sensor: str, field: str, since: float) -> list[tuple[float, float]]: ...
+
+    async def hourly(self, sensor: str, field: str, since: float) -> list[Any]: ...
+
+    async def backup(self, dest: Any) -> None:
+        """A consistent copy of the database at ``dest`` (SQLite's online backup)."""
+
+
+# ---- the service itself (provided by the wiring, edge.service) ----------------------------
+@dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    running: bool
+    ok: bool
+    detail: str
+    restarts: int = 0
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What applying a new config did: components reconfigured or rebuilt now, and the ones
+    that take it at the next start of the service (their change needs a restart)."""
+
+    live: tuple[str, ...] = ()
+    on_restart: tuple[str, ...] = ()
+
+
+class ServiceControl(Protocol):
+    """The running service as a status page and a config editor see it."""
+
+    def components(self) -> list[ComponentStatus]: ...
+
+    async def apply(self, new_config: Any) -> Applied:
+        """Make ``new_config`` the running config (already validated and written)."""
+
+    def restart(self, why: str) -> None:
+        """Stop cleanly and ask systemd for a new start."""
 
 
 # ---- video ---------------------------------------------------------------------------------
@@ -154,3 +225,6 @@ RELAYS: Key[RelayControl] = Key("relays")
 SENSORS: Key[SensorStates] = Key("sensors")
 RULES: Key[ChangeHook] = Key("rules")
 VIDEO: Key[VideoSource] = Key("video")
+ALARMS: Key[AlarmControl] = Key("alarms")
+HISTORY: Key[History] = Key("history")
+SERVICE: Key[ServiceControl] = Key("service")

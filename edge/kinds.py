@@ -31,6 +31,11 @@ class Kind:
     unit: str = ""  # numeric kinds
     number_format: str = "{:g}"  # numeric kinds: how the value reads
     lcd_format: str = "{:g}"  # numeric kinds, compact for a 16x2 LCD
+    # availability: a sensor of this kind silent longer than this is offline (0: not supervised).
+    # Battery devices check in rarely: Zigbee2MQTT's own default for them is 25 h, YoLink class A
+    # sensors 9 h (yolink-api's keepalive table); climate sensors report at least hourly.
+    offline_after_s: float = 25 * 3600.0
+    battery_low_pct: float = 20.0  # battery (%) at or below this is "battery low"
     # binary kinds on the LCD, (active, inactive), where they differ from the dashboard's words
     # ("" = not shown: a state worth no room on a 16-character line); None = the words above
     lcd_words: tuple[str, str] | None = None
@@ -64,10 +69,10 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("vibration", "vibration", active_words="VIBRATION", inactive_words="still", severity=INTRUSION,
          ha_device_class="vibration", lcd_words=("VIBRATION", "")),
     Kind("temperature", "temperature", binary=False, alarm_value=None, ha_device_class="temperature", unit="°C",
-         number_format="{:.1f} °C", lcd_format="{:.1f}C"),
+         number_format="{:.1f} °C", lcd_format="{:.1f}C", offline_after_s=3 * 3600.0),
     Kind("humidity", "humidity", binary=False, alarm_value=None, ha_device_class="humidity", unit="%",
-         number_format="{:.0f} %RH", lcd_format="{:.0f}%"),
-    Kind("generic", "value", binary=False, alarm_value=True),
+         number_format="{:.0f} %RH", lcd_format="{:.0f}%", offline_after_s=3 * 3600.0),
+    Kind("generic", "value", binary=False, alarm_value=True, offline_after_s=0.0),
 )}
 
 KIND_NAMES: tuple[str, ...] = tuple(KINDS)
@@ -77,7 +82,7 @@ GENERIC = KINDS["generic"]
 BY_FIELD: dict[str, Kind] = {k.field: k for k in KINDS.values() if k.name != "generic"}
 
 # fields that describe the device, not what it senses
-TELEMETRY = frozenset({"battery", "battery_low", "linkquality", "voltage", "rssi", "last_seen"})
+TELEMETRY = frozenset({"battery", "battery_low", "linkquality", "voltage", "rssi", "last_seen", "signal"})
 
 
 def get(name: str) -> Kind:
@@ -87,7 +92,9 @@ def get(name: str) -> Kind:
 
 # alarm kinds that are not sensor kinds (a rule's ``kind = "intrusion"``, the door-prop timer)
 ALARM_KINDS = {"door_prop": INTRUSION, "door": INTRUSION, "open": INTRUSION, "glass": INTRUSION,
-               "intrusion": INTRUSION, "fire": LIFE, "carbon_monoxide": LIFE}
+               "intrusion": INTRUSION, "fire": LIFE, "carbon_monoxide": LIFE,
+               # a sensor's own trouble (rules on ``when = "offline"`` / ``"battery_low"``)
+               "supervision": TROUBLE, "offline": TROUBLE, "battery_low": TROUBLE}
 
 
 def alarm_severity(kind: str) -> int:

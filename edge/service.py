@@ -85,6 +85,12 @@ def build_components(ctx: Context, supervisor_ref: Callable[[], Supervisor | Non
         from .setup.component import SetupComponent
 
         comps.append(SetupComponent(ctx))
+    from .console.component import ConsoleComponent
+    from .interfaces import SERVICE
+    from .live_config import LiveConfig
+
+    ctx.registry.provide(SERVICE, LiveConfig(ctx, supervisor_ref))
+    comps.append(ConsoleComponent(ctx))  # its session check goes in front of the web server's
     comps.append(WebComponent(ctx, supervisor_ref))
     return comps
 

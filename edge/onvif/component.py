@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from prometheus_client import Counter, Gauge
 
-from ..bus import Alarm, RelayChanged
+from ..bus import Alarm, RelayChanged, SensorAvailability
 from ..component import Component, Health
 from .core import PATHS, Core
 from .device import DeviceService
@@ -71,7 +71,7 @@ class OnvifComponent(Component):
         # subscribe first: the replayed last values give every sensor's and relay's state
         if self._sub is not None:  # restarted after a failure
             self._sub.close()
-        self._sub = self.ctx.bus.subscribe(Alarm, RelayChanged, maxsize=2000, name="onvif")
+        self._sub = self.ctx.bus.subscribe(Alarm, RelayChanged, SensorAvailability, maxsize=2000, name="onvif")
         if self.cfg.discovery and self.discovery is None:
             creds = self.ctx.credentials.get()
             d = Discovery(port=self.cfg.discovery_port, device_uuid=creds.device_uuid, scopes=self.core.scopes,

@@ -5,6 +5,9 @@ Bus events become ONVIF notifications:
   id, Data LogicalState = whether any alarm of that sensor is active); motion sensors also
   ``tns1:VideoSource/MotionAlarm`` (Source VideoSourceToken, Data State).
 - ``RelayChanged`` -> ``tns1:Device/Trigger/Relay`` (RelayToken, LogicalState active/inactive).
+- ``SensorAvailability`` -> ``tns1:Device/tnsedge:Sensor/Availability`` (InputToken = sensor id,
+  Data Online and BatteryLow): ONVIF has no topic for a silent sensor, so it is a vendor topic
+  under Device (as camera makers do for supervised inputs); clients that do not know it skip it.
 
 A new subscription and SetSynchronizationPoint queue ``Initialized`` messages with every
 current state; later transitions are ``Changed``. Subscriptions expire at their termination
@@ -24,7 +27,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..bus import Alarm, RelayChanged
+from ..bus import Alarm, RelayChanged, SensorAvailability
 from . import ns as nsmod
 from .core import PULLPOINT_PATH, Core
 from .media import SOURCE_TOKEN
@@ -38,6 +41,7 @@ WSNT = nsmod.NS["wsnt"]
 T_INPUT = "tns1:Device/Trigger/DigitalInput"
 T_RELAY = "tns1:Device/Trigger/Relay"
 T_MOTION = "tns1:VideoSource/MotionAlarm"
+T_AVAILABILITY = "tns1:Device/tnsedge:Sensor/Availability"
 MOTION_KINDS = {"motion", "occupancy"}
 
 
@@ -87,6 +91,7 @@ class EventHub:
                                          if str(getattr(x, "kind", "")) in MOTION_KINDS}
         self.motion_on = False
         self.relays: dict[str, bool] = {}
+        self.availability: dict[str, tuple[bool, bool]] = {}  # sensor -> (online, battery low)
         self.published = 0
 
     # ---- state from the bus -------------------------------------------------------------
@@ -103,7 +108,8 @@ class EventHub:
         if isinstance(ev, Alarm):
             before = self.input_state(ev.sensor)
             active = self.alarms.setdefault(ev.sensor, set())
-            (active.add if ev.active else active.discard)(ev.alarm)
+            # an acknowledged alarm stops alerting the NVR (the installer has seen it)
+            (active.add if ev.active and not ev.acknowledged else active.discard)(ev.alarm)
             after = self.input_state(ev.sensor)
             out = []
             if after != before:
@@ -116,6 +122,11 @@ class EventHub:
                     self.motion_on = state
                     out.append(self._motion(state, "Changed", ev.ts))
             self.broadcast(out)
+        elif isinstance(ev, SensorAvailability):
+            now = (ev.online, ev.battery_low)
+            if self.availability.get(ev.sensor) != now:
+                self.availability[ev.sensor] = now
+                self.broadcast([self._availability(ev.sensor, now, "Changed", ev.ts)])
         elif isinstance(ev, RelayChanged):
             if self.relays.get(ev.relay) != ev.on:
                 self.relays[ev.relay] = ev.on
@@ -138,6 +149,12 @@ class EventHub:
         return Notification(T_MOTION, (("VideoSourceToken", SOURCE_TOKEN),), (("State", "true" if state else "false"),), op, ts)
 
     @staticmethod
+    def _availability(sensor: str, state: tuple[bool, bool], op: str, ts: float) -> Notification:
+        return Notification(T_AVAILABILITY, (("InputToken", sensor),),
+                            (("Online", "true" if state[0] else "false"), ("BatteryLow", "true" if state[1] else "false")),
+                            op, ts)
+
+    @staticmethod
     def _relay(name: str, on: bool, op: str, ts: float) -> Notification:
         return Notification(T_RELAY, (("RelayToken", name),), (("LogicalState", "active" if on else "inactive"),), op, ts)
 
@@ -150,6 +167,8 @@ class EventHub:
             out.append(self._input(sid, self.input_state(sid), "Initialized", now))
         if self.motion_sensors:
             out.append(self._motion(self.motion_state(), "Initialized", now))
+        for sid, state in sorted(self.availability.items()):
+            out.append(self._availability(sid, state, "Initialized", now))
         relays = self.core.relays
         for name in dict.fromkeys(self.core.relay_names() + sorted(self.relays)):
             on = None
@@ -253,13 +272,20 @@ class EventsService:
         digital = E("tns1:DigitalInput", desc(("InputToken", "tt:ReferenceToken"), ("LogicalState", "xs:boolean")))
         relay = E("tns1:Relay", desc(("RelayToken", "tt:ReferenceToken"), ("LogicalState", "tt:RelayLogicalState")))
         motion = E("tns1:MotionAlarm", desc(("VideoSourceToken", "tt:ReferenceToken"), ("State", "xs:boolean")))
-        for el in (digital, relay, motion):
+        avail = E("tnsedge:Availability", E(
+            "tt:MessageDescription",
+            E("tt:Source", E("tt:SimpleItemDescription", Name="InputToken", Type="tt:ReferenceToken")),
+            E("tt:Data", E("tt:SimpleItemDescription", Name="Online", Type="xs:boolean"),
+              E("tt:SimpleItemDescription", Name="BatteryLow", Type="xs:boolean")),
+            IsProperty=True))
+        for el in (digital, relay, motion, avail):
             el.attrib.update(topic)
         return E(
             "tev:GetEventPropertiesResponse",
             E("tev:TopicNamespaceLocation", "http://www.onvif.org/onvif/ver10/topics/topicns.xml"),
             E("wsnt:FixedTopicSet", True),
-            E("wstop:TopicSet", E("tns1:Device", E("tns1:Trigger", digital, relay)), E("tns1:VideoSource", motion)),
+            E("wstop:TopicSet", E("tns1:Device", E("tns1:Trigger", digital, relay), E("tnsedge:Sensor", avail)),
+              E("tns1:VideoSource", motion)),
             E("wsnt:TopicExpressionDialect", nsmod.TOPIC_DIALECT),
             E("wsnt:TopicExpressionDialect", "http://docs.oasis-open.org/wsn/t-1/TopicExpression/Concrete"),
             E("tev:MessageContentFilterDialect", "http://www.onvif.org/ver10/tev/messageContentFilter/ItemFilter"),

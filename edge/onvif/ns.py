@@ -24,6 +24,7 @@ NS = {
     "tmd": "http://www.onvif.org/ver10/deviceIO/wsdl",
     "ter": "http://www.onvif.org/ver10/error",
     "tns1": "http://www.onvif.org/ver10/topics",
+    "tnsedge": "urn:edge:onvif:topics",  # edge's own topics (sensor availability), beside ONVIF's
     "dn": "http://www.onvif.org/ver10/network/wsdl",
     "wsnt": "http://docs.oasis-open.org/wsn/b-2",
     "wstop": "http://docs.oasis-open.org/wsn/t-1",

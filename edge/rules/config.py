@@ -13,15 +13,25 @@
       { alarm = "Front door opened" },    # Alarm on the bus while true, cleared when false
     ]
 
+A rule can also watch the sensor itself rather than its state: ``when = "offline"`` (silent past
+its expected interval, or its bridge says so) or ``when = "battery_low"``; e.g. a supervision
+alarm: ``{ sensor = "front_door", when = "offline", actions = [{ alarm = "Front door sensor silent" }] }``.
+
 Kept apart from the engine so that checking a config does not load it. Checks that need other
 sections (the sensor exists, the relay exists) are in ``edge.config_checks``.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Literal
+
 from pydantic import Field, model_validator
 
+from .. import kinds
 from ..section import Section
+
+if TYPE_CHECKING:
+    from ..sensors.config import SensorConfig
 
 
 class RuleAction(Section):
@@ -51,7 +61,10 @@ class RuleAction(Section):
 
 class RuleConfig(Section):
     name: str = ""
+    enabled: bool = Field(True, description="false: the rule is kept but does nothing")
     sensor: str
+    when: Literal["state", "offline", "battery_low"] = Field("state", description=(
+        "state: the sensor's field (equals/above/below); offline: the sensor went silent; battery_low"))
     field: str | None = None
     equals: bool | int | float | str | None = None
     above: float | None = None
@@ -66,4 +79,30 @@ class RuleConfig(Section):
             raise ValueError("use either equals or above/below")
         if not self.actions and self.door_prop_s is None:
             raise ValueError("a rule needs actions or door_prop_s")
+        if self.when != "state":
+            extra = [k for k in ("field", "equals", "above", "below", "door_prop_s") if getattr(self, k) is not None]
+            if extra:
+                raise ValueError(f"when = {self.when!r} watches the sensor itself: drop {', '.join(extra)}")
         return self
+
+
+def rule_field(rule: RuleConfig, sensor: "SensorConfig") -> str:
+    """The state field the rule watches (its own ``field``, else the sensor kind's)."""
+    return rule.field or sensor.primary_field
+
+
+def condition_holds(rule: RuleConfig, sensor: "SensorConfig", state: dict[str, Any]) -> bool:
+    """Whether ``state`` meets the rule's condition (a missing field: no). The meaning of a
+    rule, used by the engine and by a dry test that must say exactly what the engine would do."""
+    f = rule_field(rule, sensor)
+    if f not in state:
+        return False
+    v = state[f]
+    if rule.above is not None or rule.below is not None:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return False
+        return (rule.above is None or v > rule.above) and (rule.below is None or v < rule.below)
+    want = rule.equals if rule.equals is not None else kinds.get(sensor.kind).alarm_value
+    if isinstance(want, bool) or isinstance(v, bool):
+        return isinstance(v, bool) and isinstance(want, bool) and v == want
+    return v == want

@@ -24,7 +24,7 @@ from prometheus_client import Counter, Gauge
 
 from hw.encoder import EncoderChoice, EncoderSettings, choose_encoder, make_encoder
 
-from ..bus import Alarm, ComponentHealth, SensorChanged
+from ..bus import Alarm, ComponentHealth, SensorAvailability, SensorChanged
 from ..component import Component, Health
 from ..dashboard.model import Dashboard
 from ..dashboard.render import Renderer
@@ -216,7 +216,8 @@ class VideoComponent(Component):
         self._running_since = time.monotonic()
         if self._sub is not None:
             self._sub.close()
-        self._sub = self.ctx.bus.subscribe(SensorChanged, Alarm, ComponentHealth, maxsize=1000, name="video")
+        self._sub = self.ctx.bus.subscribe(SensorChanged, Alarm, ComponentHealth, SensorAvailability, maxsize=1000,
+                                          name="video")
         log.info("dashboard camera at %s (%dx%d, %s fps idle, encoder %s)", self.stream_uri(self.ctx.config.video.rtsp_host),
                  self.cfg.width, self.cfg.height, self.cfg.fps, self.encoder_choice.name)
 

@@ -20,7 +20,7 @@ class WebConfig(Section):
     idle_timeout_s: float = Field(15.0, gt=0, le=600, description="a connection without a complete request "
                                                                    "(headers included) for this long is closed")
     body_timeout_s: float = Field(15.0, gt=0, le=600, description="time to send a request body")
-    max_body_bytes: int = Field(256 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     auth_free_failures: int = Field(3, ge=0, le=100, description="failed logins from one address before answers slow down")
     auth_delay_max_s: float = Field(5.0, ge=0, le=60, description="longest delay of an answer to a failed login")
 

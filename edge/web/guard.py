@@ -1,4 +1,6 @@
-"""The request-level rules every HTTP request passes before its handler (one aiohttp middleware).
+"""The request-level rules every HTTP request passes before its handler (two aiohttp
+middlewares: ``front`` runs before any other, ``credentials`` after the web console's session
+middleware, which marks a request ``edge.auth.SESSION_USER`` or ``PUBLIC``).
 
 In this order:
 
@@ -8,15 +10,16 @@ In this order:
 2. **Same origin**: a request that is not GET/HEAD/OPTIONS must not come from another origin:
    an ``Origin`` (else ``Referer``) header naming another scheme/host/port, or ``null``, is
    refused (403). Clients that send neither (the CLI, NVRs, curl) are not browsers.
-3. **Credentials** (every path but ``ctx.open_paths``, whose protocol checks its own):
-   the ``authenticators`` first (pluggable: the web console adds its session cookie here),
-   then HTTP Digest, or Basic over TLS (``edge.auth``). Refusals are 401 with the Digest
-   challenge; repeated failures from one address are answered more and more slowly.
-4. **State changes**: only POST, with a JSON object body (Content-Type application/json:
-   a cross-site HTML form cannot send one) and no query-string parameters (400/405/415).
-
-A session-cookie authenticator must also check its CSRF token: rule 2 stops foreign origins,
-the token stops what rule 2 cannot see.
+3. **Credentials** (every path but ``ctx.open_paths``, whose protocol checks its own, and
+   what the console marks PUBLIC: its login page and static files): a browser session
+   (``SESSION_USER``, set by the console), the pluggable ``authenticators``, then HTTP Digest,
+   or Basic over TLS (``edge.auth``). Refusals are 401 with the Digest challenge; repeated
+   failures from one address are answered more and more slowly.
+4. **State changes**: only POST, with a body and no query-string parameters (400/405); an API
+   client's body is a JSON object (Content-Type application/json: a cross-site HTML form
+   cannot send one, 415 otherwise); a browser session's (and the login form's) may be a form,
+   whose CSRF token the console checks: rule 2 stops foreign origins, the token stops what
+   rule 2 cannot see.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Awaitable, Callable
 from aiohttp import web
 from yarl import URL
 
-from ..auth import FailureBrake, HttpAuth
+from ..auth import PUBLIC, SESSION_USER, FailureBrake, HttpAuth
 
 log = logging.getLogger("edge.web.guard")
 
@@ -37,6 +40,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # an authenticator returns the user name the request authenticated as, or None (not its scheme)
 Authenticator = Callable[[web.Request], Awaitable[str | None]]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 USER_KEY = web.RequestKey("edge.user", str)  # request[USER_KEY]: who the request authenticated as
 
 
@@ -72,23 +76,31 @@ class Guard:
                                   max_delay_s=float(getattr(cfg, "auth_delay_max_s")))
 
     @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def front(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Rules 1 and 2: before every other middleware."""
         path = request.path
-        open_path = path in self.open_paths
-        if self.https_port is not None and not request.secure and not open_path and path not in self.plain_paths:
+        if self.https_port is not None and not request.secure and path not in self.open_paths \
+                and path not in self.plain_paths:
             return self._to_https(request)
         if request.method not in SAFE_METHODS and not self._same_origin(request):
             log.warning("refused %s %s from %s: Origin/Referer %r is not this device", request.method, path,
                         request.remote, request.headers.get("Origin") or request.headers.get("Referer"))
             return _error(403, "cross-origin request refused")
-        if open_path:
+        return await handler(request)
+
+    @web.middleware
+    async def credentials(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Rules 3 and 4."""
+        if request.path in self.open_paths:
             return await handler(request)
-        user = await self._authenticate(request)
-        if isinstance(user, web.StreamResponse):
-            return user
-        request[USER_KEY] = user
+        browser = bool(request.get(SESSION_USER) or request.get(PUBLIC))
+        if not request.get(PUBLIC):
+            user = request.get(SESSION_USER) or await self._authenticate(request)
+            if isinstance(user, web.StreamResponse):
+                return user
+            request[USER_KEY] = user
         if request.method not in SAFE_METHODS:
-            problem = await self._state_change_problem(request)
+            problem = await self._state_change_problem(request, forms=browser)
             if problem is not None:
                 return problem
         return await handler(request)
@@ -142,11 +154,13 @@ class Guard:
         return resp
 
     # ---- 4. state changes --------------------------------------------------------------------
-    async def _state_change_problem(self, request: web.Request) -> web.StreamResponse | None:
+    async def _state_change_problem(self, request: web.Request, forms: bool = False) -> web.StreamResponse | None:
         if request.method != "POST":
             return _error(405, f"{request.method} is not used here: state changes are POST with a JSON body")
         if request.query_string:
             return _error(400, "parameters go in the JSON body, not in the query string")
+        if forms and request.content_type in FORM_TYPES:
+            return None if request.body_exists else _error(400, "a state change needs a body")
         if request.content_type != "application/json":
             return _error(415, "a state change needs a JSON body (Content-Type: application/json)")
         try:
@@ -170,7 +184,18 @@ class Guard:
 GUARD = web.AppKey("edge.guard", Guard)
 
 
-def make_app(guard: Guard, max_body_bytes: int = 256 * 1024) -> web.Application:
-    app = web.Application(middlewares=[guard.middleware], client_max_size=max_body_bytes)
+def make_app(guard: Guard, max_body_bytes: int = 1024 * 1024) -> web.Application:
+    app = web.Application(middlewares=[guard.front, guard.credentials], client_max_size=max_body_bytes)
     app[GUARD] = guard
     return app
+
+
+def front_first(app: web.Application) -> None:
+    """Put the guard's front rules (HTTPS, same origin) before every other middleware (the
+    console inserts its own at the start); called once all components added theirs."""
+    guard = app[GUARD]
+    mws = app.middlewares
+    for i, mw in enumerate(list(mws)):
+        if mw == guard.front and i != 0:
+            mws.pop(i)
+            mws.insert(0, mw)

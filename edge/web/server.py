@@ -20,7 +20,7 @@ from aiohttp import web
 from .. import tls
 from ..component import Component
 from ..context import Context
-from .guard import GUARD, Guard, make_app  # noqa: F401 - make_app: the wiring builds ctx.web with it
+from .guard import GUARD, Guard, front_first, make_app  # noqa: F401 - make_app: the wiring builds ctx.web with it
 from .listen import LimitedSite
 
 log = logging.getLogger("edge.web")
@@ -65,6 +65,7 @@ class WebComponent(Component):
     async def start(self) -> None:
         cfg = self.ctx.config.web
         guard = self.ctx.web[GUARD]
+        front_first(self.ctx.web)
         self.runner = web.AppRunner(self.ctx.web, access_log=None, handle_signals=False,
                                     keepalive_timeout=cfg.idle_timeout_s, **HTTP_LIMITS)
         await self.runner.setup()
