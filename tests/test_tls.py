@@ -118,3 +118,24 @@ def test_client_context_trusts_only_that_device(tmp_path):
     # b's certificate is not in a's trust store
     der_b = ssl.PEM_cert_to_DER_cert(b.cert_path.read_text())
     assert der_b not in [c for c in ctx.get_ca_certs(binary_form=True)]
+
+
+async def test_console_login_over_https_with_a_secure_cookie(service_factory):
+    """The browser console behind the same rules: plain HTTP redirects to HTTPS, the session
+    cookie is Secure there, and its form posts (CSRF token, same origin) pass the guard."""
+    from .test_console_http import csrf_of, login
+
+    http_port, https_port = free_port(), free_port()
+    async with service_factory(tls_toml(http_port, https_port)) as svc:
+        cert = tls.load(svc.ctx.data_dir)
+        base = f"https://127.0.0.1:{https_port}"
+        connector = aiohttp.TCPConnector(ssl=tls.client_context(cert))
+        async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+            async with s.get(f"http://127.0.0.1:{http_port}/login", allow_redirects=False) as r:
+                assert r.status == 308 and r.headers["Location"] == base + "/login"
+            r = await login(s, base, svc.password)
+            assert r.status == 303
+            assert "Secure" in r.headers["Set-Cookie"]
+            token = await csrf_of(s, base + "/sensors/new")
+            async with s.post(base + "/sensors/new", data={"csrf": token}, headers={"Origin": "https://evil.example"}) as r:
+                assert r.status == 403
