@@ -143,8 +143,8 @@ NETWORKD_FILE = "10-edge.network"
 
 def render_networkd(interface: str, s: NetSettings) -> str:
     """The .network file for ``s`` (first in name order, so it wins over the image's defaults)."""
-    lines = ["# Written by edge (front panel network settings). /etc/systemd/network/10-edge.network",
-             "# links here; edge's own copy of the settings is [network] in /etc/edge/edge.toml.",
+    lines = ["# Written by edge (front panel network settings); root's edge-ctl installs it as",
+             "# /etc/systemd/network/10-edge.network. The settings themselves: [network] in edge.toml.",
              "[Match]", f"Name={interface}", "", "[Network]"]
     if s.mode == "static":
         lines += ["DHCP=no", f"Address={s.address}"]
@@ -175,17 +175,39 @@ def parse_networkd(text: str) -> NetSettings:
 
 
 class Networkd:
-    """systemd-networkd: the settings are one file edge owns (``directory``/10-edge.network,
-    linked from /etc/systemd/network on the image); ``reload`` makes networkd re-read it and
-    reconfigure the link (``networkctl reload``: on the appliance through root's edge-ctl
-    unit, as the service user may not). The addresses come from ``ip -j addr``."""
+    """systemd-networkd: the settings are one file edge owns (``directory``/10-edge.network);
+    ``reload`` has it installed in /etc/systemd/network and networkd reconfigure the link (on
+    the appliance root's edge-ctl unit does both, as the service user may not; elsewhere
+    ``networkctl reload`` for a file already in networkd's directory). The addresses come from
+    ``ip -j addr``."""
 
     def __init__(self, interface: str = "eth0", directory: Path = Path("/etc/edge/network"),
-                 reload: Callable[[], Awaitable[None]] | None = None, ip_exe: str = "ip"):
-        self.interface = interface
+                 reload: Callable[[], Awaitable[None]] | None = None, ip_exe: str = "ip",
+                 sys_net: Path = Path("/sys/class/net")):
+        self.configured = interface
         self.path = Path(directory) / NETWORKD_FILE
         self.reload = reload or self._networkctl_reload
         self.ip_exe = ip_exe
+        self.sys_net = sys_net
+        self._interface: str | None = None
+
+    @property
+    def interface(self) -> str:
+        """The configured interface, or, when there is none of that name (Debian names the
+        Pi's Ethernet end0, qemu's enp0s1), the first wired one (en*, eth*)."""
+        if self._interface is None:
+            name = self.configured
+            try:
+                present = sorted(p.name for p in self.sys_net.iterdir())
+            except OSError:
+                present = []
+            if present and name not in present:
+                wired = [n for n in present if n.startswith(("en", "eth"))]
+                if wired:
+                    log.info("network: no interface %s here; using %s", name, wired[0])
+                    name = wired[0]
+            self._interface = name
+        return self._interface
 
     async def _networkctl_reload(self) -> None:
         await _run("networkctl", "reload")

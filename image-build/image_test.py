@@ -259,13 +259,22 @@ class FrontPanel:
             lines = self.lines()
         return lines
 
-    def open_menu(self, entry: str) -> None:
-        """From anywhere: back to home, into the main menu, down to ``entry``, select."""
-        for _ in range(4):
+    def open_menu(self, entry: str, password: str) -> None:
+        """From anywhere: back to home (the first-boot credentials screen, which shows the
+        password, is acknowledged with SELECT), into the main menu, down to ``entry``, select."""
+        for _ in range(3):
             self.press("back")
-        if any("SELECT when noted" in l or "SELECT if noted" in l for l in self.lines()):
-            self.press("select")  # first-boot credentials: noted
-        self.press("select")
+        for _ in range(8):
+            lines = self.lines()
+            if lines[0].startswith("Menu "):
+                break
+            if password in " ".join(lines):
+                self.press("select")  # first-boot credentials: noted
+                time.sleep(1.0)
+                continue
+            self.press("select")  # home -> main menu
+        else:
+            raise AssertionError(f"front panel: no main menu; the LCD shows {self.lines()}")
         self.until(lambda ls: any(f"> {entry}" in l for l in ls))
         self.press("select")
 
@@ -474,7 +483,7 @@ def main() -> int:
         # ---- the front panel: network through networkd, then a reboot ------------------------
         panel = FrontPanel(f"https://127.0.0.1:{boot.https_port}", (creds["user"], creds["password"]), str(cafile))
         t_net = boot.elapsed()
-        panel.open_menu("Network")
+        panel.open_menu("Network", creds["password"])
         panel.until(lambda ls: ls[0].startswith("Use DHCP"))
         panel.press("select")
         panel.wait(lambda ls: any("DHCP?" in l for l in ls), 10)
@@ -489,8 +498,7 @@ def main() -> int:
         status, _ = boot.healthz((creds["user"], creds["password"]), time.monotonic() + 60, cafile=str(cafile))
         if status != 200:
             failures.append(f"/healthz after the network change: {status}")
-        panel.press("back")
-        panel.open_menu("System")
+        panel.open_menu("System", creds["password"])
         panel.until(lambda ls: ls[0].startswith("Reboot"))
         panel.press("select")
         panel.wait(lambda ls: any("Reboot now?" in l for l in ls), 10)
@@ -509,8 +517,8 @@ def main() -> int:
         if not stopped:
             failures.append("edge.service did not stop cleanly on the front-panel reboot")
         boot = None
-        net = run("debugfs", "-R", "cat /etc/edge/network/10-edge.network", fs).stdout
-        st = run("debugfs", "-R", "stat /etc/edge/network/10-edge.network", fs).stdout
+        net = run("debugfs", "-R", "cat /etc/systemd/network/10-edge.network", fs).stdout  # root installed it
+        st = run("debugfs", "-R", "stat /etc/edge/network/10-edge.network", fs).stdout  # edge wrote it
         owner = re.search(r"User:\s+(\d+)", st)
         print(f"           /etc/edge/network/10-edge.network: DHCP={'yes' if 'DHCP=yes' in net else 'no'}, "
               f"uid {owner.group(1) if owner else '?'}")

@@ -7,7 +7,6 @@ networkctl and ip are stand-ins that record their calls (the image test boots th
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 from pathlib import Path
 
@@ -44,8 +43,6 @@ def test_networkd_file_round_trips_and_matches_the_image_default(tmp_path):
     assert parse_networkd(render_networkd("eth0", NetSettings("dhcp"))) == NetSettings("dhcp")
     # what the image ships (and a factory reset puts back) is what edge writes for DHCP
     assert FACTORY_NETWORK.read_text() == render_networkd("eth0", NetSettings("dhcp"))
-    link = ROOT / "image-build/overlay/etc/systemd/network/10-edge.network"
-    assert link.is_symlink() and os.readlink(link) == "/etc/edge/network/10-edge.network"
 
 
 async def test_networkd_backend_writes_reloads_and_reads_addresses(tmp_path):
@@ -64,7 +61,7 @@ echo '[{{"ifname":"eth0","operstate":"UP","addr_info":[{{"family":"inet","local"
         reloads.append(1)
         state.write_text(parse_networkd((tmp_path / "net" / "10-edge.network").read_text()).mode)
 
-    backend = Networkd("eth0", tmp_path / "net", reload=reload, ip_exe=str(bin_dir / "ip"))
+    backend = Networkd("eth0", tmp_path / "net", reload=reload, ip_exe=str(bin_dir / "ip"), sys_net=tmp_path / "sys")
     st = await backend.status()
     assert st.settings == NetSettings("dhcp") and st.ip == "192.168.1.77" and st.connected
     target = NetSettings("static", "192.168.1.50/24", "192.168.1.1", ("192.168.1.1",))
@@ -103,6 +100,7 @@ def run_edge_ctl(tmp_path: Path, bin_dir: Path) -> subprocess.CompletedProcess:
         "EDGE_CONFIG": str(tmp_path / "etc" / "edge.toml"),
         "EDGE_NETWORK_FILE": str(tmp_path / "etc" / "network" / "10-edge.network"),
         "EDGE_NETWORK_FACTORY": str(FACTORY_NETWORK),
+        "EDGE_NETWORKD_FILE": str(tmp_path / "networkd" / "10-edge.network"),
         "EDGE_BROKER_DIR": str(tmp_path / "mosquitto"),
     }
     return subprocess.run(["sh", str(EDGE_CTL)], env=env, capture_output=True, text=True, timeout=30)
@@ -115,10 +113,21 @@ def test_edge_ctl_reloads_reboots_and_factory_resets(tmp_path):
         stand_in(bin_dir, tool)
     ctl = tmp_path / "ctl"
     ctl.mkdir()
+    (tmp_path / "networkd").mkdir()
+    # nothing usable written by edge: root installs nothing, reloads nothing
     (ctl / "network-reload").write_text("1")
     res = run_edge_ctl(tmp_path, bin_dir)
     assert res.returncode == 0, res.stderr
+    assert calls(bin_dir) == [] and not (ctl / "network-reload").exists()
+    # edge's file: installed for networkd (which cannot read /etc/edge), then reloaded
+    static = render_networkd("eth0", NetSettings("static", "10.0.2.15/24", "10.0.2.2", ("10.0.2.3",)))
+    (tmp_path / "etc" / "network").mkdir(parents=True)
+    (tmp_path / "etc" / "network" / "10-edge.network").write_text(static)
+    (ctl / "network-reload").write_text("1")
+    run_edge_ctl(tmp_path, bin_dir)
     assert calls(bin_dir) == ["networkctl reload"] and not (ctl / "network-reload").exists()
+    installed = tmp_path / "networkd" / "10-edge.network"
+    assert installed.read_text() == static and installed.stat().st_mode & 0o777 == 0o644
 
     (ctl / "reboot").write_text("1")
     run_edge_ctl(tmp_path, bin_dir)
@@ -129,7 +138,6 @@ def test_edge_ctl_reloads_reboots_and_factory_resets(tmp_path):
     (data / "tls").mkdir(parents=True)
     (data / "credentials.json").write_text("{}")
     (data / "tls" / "key.pem").write_text("k")
-    (etc / "network").mkdir(parents=True)
     (etc / "edge.toml").write_text("changed on the box\n")
     (etc / "edge.toml.factory").write_text("shipped\n")
     (etc / "network" / "10-edge.network").write_text("[Network]\nAddress=10.9.9.9/24\n")
@@ -143,12 +151,22 @@ def test_edge_ctl_reloads_reboots_and_factory_resets(tmp_path):
     assert data.is_dir() and not any(data.iterdir())
     assert (etc / "edge.toml").read_text() == "shipped\n" and not (etc / "edge.toml.factory").exists()
     assert (etc / "network" / "10-edge.network").read_text() == FACTORY_NETWORK.read_text()
+    assert (tmp_path / "networkd" / "10-edge.network").read_text() == FACTORY_NETWORK.read_text()
     assert not (tmp_path / "mosquitto" / "passwd").exists() and (tmp_path / "mosquitto" / "acl").exists()
     assert not (ctl / "factory-reset").exists()
     # nothing asked: nothing done
     n = len(calls(bin_dir))
     run_edge_ctl(tmp_path, bin_dir)
     assert len(calls(bin_dir)) == n
+
+
+def test_networkd_falls_back_to_the_wired_interface_present(tmp_path):
+    sys_net = tmp_path / "sys"
+    for name in ("lo", "wlan0", "end0"):
+        (sys_net / name).mkdir(parents=True)
+    assert Networkd("eth0", tmp_path, sys_net=sys_net).interface == "end0"
+    assert Networkd("wlan0", tmp_path, sys_net=sys_net).interface == "wlan0"
+    assert "Name=end0" in render_networkd(Networkd("eth0", tmp_path, sys_net=sys_net).interface, NetSettings("dhcp"))
 
 
 def test_platform_picks_networkd_and_the_privileged_system_when_asked(tmp_path):

@@ -18,6 +18,7 @@ install -D -m 0644 "$REPO/systemd/60-edge-hw.rules" "$R/etc/udev/rules.d/60-edge
 systemd-sysusers --root="$R"
 install -D -m 0640 "$HERE/edge.toml" "$R/etc/edge/edge.toml"
 install -D -m 0664 "$HERE/overlay/usr/local/share/edge/10-edge.network" "$R/etc/edge/network/10-edge.network"
+install -D -m 0644 "$HERE/overlay/usr/local/share/edge/10-edge.network" "$R/etc/systemd/network/10-edge.network"
 systemd-tmpfiles --root="$R" --create --prefix=/var/lib/edge --prefix=/etc/edge
 
 echo "customize: /opt/edge/venv from the aarch64 wheels"
