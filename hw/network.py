@@ -10,11 +10,13 @@ memory. The change-with-roll-back procedure that uses them is the front panel's
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import ipaddress
-import json
 import logging
 import os
 import shutil
+import socket
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable, Protocol
@@ -174,20 +176,46 @@ def parse_networkd(text: str) -> NetSettings:
     return NetSettings("static", values["Address"][0], (values.get("Gateway") or [""])[0], tuple(values.get("DNS", [])))
 
 
+SIOCGIFFLAGS, SIOCGIFADDR, SIOCGIFNETMASK = 0x8913, 0x8915, 0x891B
+IFF_UP, IFF_RUNNING = 0x1, 0x40
+
+
+def ipv4_of(interface: str) -> tuple[tuple[str, ...], bool]:
+    """(the interface's IPv4 address as CIDR, or nothing; whether it is up with a carrier),
+    from the kernel (ioctl: no tool to run, works inside the service's sandbox)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        def ioctl(req: int) -> bytes:
+            return fcntl.ioctl(s.fileno(), req, struct.pack("256s", interface[:15].encode()))
+
+        try:
+            flags = struct.unpack("H", ioctl(SIOCGIFFLAGS)[16:18])[0]
+        except OSError as exc:
+            raise NetworkError(f"no interface {interface}: {exc.strerror}") from None
+        up = bool(flags & IFF_UP) and bool(flags & IFF_RUNNING)
+        try:
+            addr = socket.inet_ntoa(ioctl(SIOCGIFADDR)[20:24])
+            mask = socket.inet_ntoa(ioctl(SIOCGIFNETMASK)[20:24])
+        except OSError:
+            return (), up  # no IPv4 address (yet)
+    prefix = ipaddress.IPv4Network(f"0.0.0.0/{mask}").prefixlen
+    return (f"{addr}/{prefix}",), up
+
+
 class Networkd:
     """systemd-networkd: the settings are one file edge owns (``directory``/10-edge.network);
     ``reload`` has it installed in /etc/systemd/network and networkd reconfigure the link (on
     the appliance root's edge-ctl unit does both, as the service user may not; elsewhere
-    ``networkctl reload`` for a file already in networkd's directory). The addresses come from
-    ``ip -j addr``."""
+    ``networkctl reload`` for a file already in networkd's directory). The address comes from
+    the kernel (``ipv4_of``)."""
 
     def __init__(self, interface: str = "eth0", directory: Path = Path("/etc/edge/network"),
-                 reload: Callable[[], Awaitable[None]] | None = None, ip_exe: str = "ip",
+                 reload: Callable[[], Awaitable[None]] | None = None,
+                 addresses: Callable[[str], tuple[tuple[str, ...], bool]] = ipv4_of,
                  sys_net: Path = Path("/sys/class/net")):
         self.configured = interface
         self.path = Path(directory) / NETWORKD_FILE
         self.reload = reload or self._networkctl_reload
-        self.ip_exe = ip_exe
+        self.addresses = addresses
         self.sys_net = sys_net
         self._interface: str | None = None
 
@@ -220,18 +248,8 @@ class Networkd:
 
     async def status(self) -> NetStatus:
         settings = await asyncio.to_thread(self._read)
-        out = await _run(self.ip_exe, "-j", "-4", "addr", "show", "dev", self.interface)
-        try:
-            links = json.loads(out or "[]")
-        except ValueError:
-            raise NetworkError(f"ip addr: not JSON: {out[:80]!r}") from None
-        addrs: list[str] = []
-        up = False
-        for link in links:
-            up = up or link.get("operstate") in ("UP", "UNKNOWN")
-            addrs += [f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", [])
-                      if a.get("family") == "inet" and a.get("scope") == "global"]
-        return NetStatus(settings, tuple(addrs), up and bool(addrs))
+        addrs, up = await asyncio.to_thread(self.addresses, self.interface)
+        return NetStatus(settings, addrs, up and bool(addrs))
 
     async def apply(self, settings: NetSettings) -> None:
         text = render_networkd(self.interface, settings)

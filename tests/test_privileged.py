@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hw.network import NetSettings, Networkd, parse_networkd, render_networkd
+from hw.network import NetSettings, NetworkError, Networkd, ipv4_of, parse_networkd, render_networkd
 from hw.platform import Platform
 from hw.system import Privileged, PrivilegeError, RealSystem
 
@@ -46,22 +46,16 @@ def test_networkd_file_round_trips_and_matches_the_image_default(tmp_path):
 
 
 async def test_networkd_backend_writes_reloads_and_reads_addresses(tmp_path):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    # `ip -j -4 addr show dev eth0` answering with what the .network file says
-    addr = {"dhcp": "192.168.1.77", "static": "192.168.1.50"}
-    state = tmp_path / "mode"
-    state.write_text("dhcp")
-    stand_in(bin_dir, "ip", f"""mode=$(cat {state}); if [ "$mode" = static ]; then a={addr['static']}; else a={addr['dhcp']}; fi
-echo '[{{"ifname":"eth0","operstate":"UP","addr_info":[{{"family":"inet","local":"'$a'","prefixlen":24,"scope":"global"}},{{"family":"inet","local":"127.0.0.1","prefixlen":8,"scope":"host"}}]}}]'
-""")
+    addr = {"dhcp": "192.168.1.77/24", "static": "192.168.1.50/24"}
+    mode = ["dhcp"]  # what networkd has applied
     reloads = []
 
     async def reload() -> None:  # what networkd does on `networkctl reload`
         reloads.append(1)
-        state.write_text(parse_networkd((tmp_path / "net" / "10-edge.network").read_text()).mode)
+        mode[0] = parse_networkd((tmp_path / "net" / "10-edge.network").read_text()).mode
 
-    backend = Networkd("eth0", tmp_path / "net", reload=reload, ip_exe=str(bin_dir / "ip"), sys_net=tmp_path / "sys")
+    backend = Networkd("eth0", tmp_path / "net", reload=reload, addresses=lambda itf: ((addr[mode[0]],), True),
+                       sys_net=tmp_path / "sys")
     st = await backend.status()
     assert st.settings == NetSettings("dhcp") and st.ip == "192.168.1.77" and st.connected
     target = NetSettings("static", "192.168.1.50/24", "192.168.1.1", ("192.168.1.1",))
@@ -69,6 +63,12 @@ echo '[{{"ifname":"eth0","operstate":"UP","addr_info":[{{"family":"inet","local"
     assert outcome.ok, outcome
     assert reloads and (tmp_path / "net" / "10-edge.network").read_text() == render_networkd("eth0", target)
     assert (await backend.status()).settings == target
+
+
+def test_kernel_addresses_of_loopback_and_a_missing_interface():
+    assert ipv4_of("lo") == (("127.0.0.1/8",), True)
+    with pytest.raises(NetworkError):
+        ipv4_of("no-such-if0")
 
 
 async def test_privileged_request_waits_for_root_and_times_out(tmp_path):
