@@ -28,8 +28,6 @@ still reboots for real (and `[network] driver = "networkd"` is already the appli
 `loop_lag_max_ms = 5000`: under qemu's emulation the x264 encoder keeps the event loop more
 than the Pi's 500 ms behind, and the watchdog would restart edge 15 s after READY.
 
-NOT YET RUN: the HTTPS, front-panel network and reboot steps were written with the security
-work (issue 14) on a machine where `make image` was not run; run `make image image-test`.
 """
 
 from __future__ import annotations
