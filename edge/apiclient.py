@@ -28,9 +28,10 @@ class Api:
         self.password = password
         self.ssl_context = ssl_context  # HTTPS: trusts exactly the device certificate
 
-    async def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    async def call(self, method: str, path: str, body: dict[str, Any] | None = None,
+                   timeout_s: float = 30) -> tuple[int, Any]:
         mw = aiohttp.DigestAuthMiddleware(self.user, self.password)
-        timeout = aiohttp.ClientTimeout(total=30, connect=3)
+        timeout = aiohttp.ClientTimeout(total=timeout_s, connect=3)
         try:
             async with aiohttp.ClientSession(middlewares=(mw,), timeout=timeout) as http:
                 async with http.request(method, self.base + path, json=body,

@@ -125,12 +125,14 @@ def broker_setup(data_dir: Path | None, out: Path, group: str) -> None:
     click.echo("wrote " + ", ".join(written))
 
 
+from .receivers.cli import report  # noqa: E402
 from .relays.cli import relay  # noqa: E402
 from .sensors.cli import sources  # noqa: E402
 from .store.cli import events  # noqa: E402
 
 cli.add_command(relay)
 cli.add_command(events)
+cli.add_command(report)
 cli.add_command(sources)
 
 

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from . import config_checks
 from .mqtt.config import MqttConfig
 from .onvif.config import OnvifConfig
+from .receivers.config import ReceiversConfig
 from .relays.config import RelaysConfig
 from .rules.config import RuleConfig
 from .section import ConfigError, KeyProblem, Loc, Problem, Section, format_loc
@@ -52,6 +53,7 @@ class Config(Section):
     yolink: dict[str, YoLinkSource] = {}
     rules: list[RuleConfig] = []
     uplink: UplinkConfig = UplinkConfig()
+    receivers: ReceiversConfig = ReceiversConfig()
     lcd: LcdConfig = LcdConfig()
     buttons: ButtonsConfig = ButtonsConfig()
     network: NetworkConfig = NetworkConfig()

@@ -91,11 +91,16 @@ class EventStore(Protocol):
     def audit_relay(self, relay: str, command: str, outcome: str, latency_ms: float, detail: str = "",
                     ts: float | None = None) -> "asyncio.Future[int]": ...
 
-    def outbox_put(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> "asyncio.Future[int]": ...
+    def outbox_put(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False, *, queue: str = "",
+                   seq: int | None = None, urgent: bool = False) -> "asyncio.Future[int]": ...
 
-    async def outbox_peek(self, limit: int) -> list[Any]: ...
+    async def outbox_peek(self, limit: int, queue: str = "") -> list[Any]: ...
 
     async def outbox_ack(self, ids: list[int]) -> None: ...
+
+    def meta_set(self, key: str, value: Any) -> "asyncio.Future[None]": ...
+
+    async def meta_get(self, key: str) -> Any: ...
 
     async def flush(self) -> None: ...
 
@@ -202,9 +207,20 @@ class ServiceControl(Protocol):
         """Stop cleanly and ask systemd for a new start."""
 
 
+# ---- alarm receivers --------------------------------------------------------------------
+class Reporter(Protocol):
+    """The alarm receivers (``edge.receivers``), for the rules' ``report`` actions. ``report``
+    queues the report durably (outbox) and returns at once: False when it could not be queued
+    (unknown receiver, nothing to report for this code)."""
+
+    def report(self, receiver: str, *, active: bool, sensor: str, kind: str, text: str, code: str | None = None,
+               cid: int | None = None, zone: int | None = None, source: str = "") -> bool: ...
+
+
 # ---- video ---------------------------------------------------------------------------------
 class VideoSource(Protocol):
-    """The dashboard camera, for ONVIF, the front panel and the web."""
+    """The dashboard camera, for ONVIF, the front panel and the web: a main stream and a
+    substream, one profile (``video.VideoProfile``) each."""
 
     @property
     def port(self) -> int: ...
@@ -214,9 +230,18 @@ class VideoSource(Protocol):
 
     snapshot_path: str
 
-    def stream_uri(self, host: str) -> str: ...
+    def stream_uri(self, host: str, token: str | None = None) -> str: ...
 
     async def snapshot_jpeg(self) -> bytes: ...
+
+    def encoder_options(self, token: str) -> Any:
+        """What a profile's encoder may be set to (``video.settings.StreamOptions``)."""
+
+    async def configure(self, token: str, *, width: int, height: int, fps: float, bitrate_kbps: int,
+                        gov_length: int) -> None:
+        """Change a profile's encoder; raises ValueError (``SettingRejected``) outside the options."""
+
+    def request_keyframe(self) -> None: ...
 
 
 # ---- registry keys ---------------------------------------------------------------------
@@ -228,3 +253,4 @@ VIDEO: Key[VideoSource] = Key("video")
 ALARMS: Key[AlarmControl] = Key("alarms")
 HISTORY: Key[History] = Key("history")
 SERVICE: Key[ServiceControl] = Key("service")
+REPORTS: Key[Reporter] = Key("reports")

@@ -38,6 +38,7 @@ READS: dict[str, frozenset[str]] = {
     "onvif": frozenset({"onvif", "site", "relays", "sensors", "video", "web"}),
     "setup": frozenset({"lcd", "buttons", "network", "sensors", "video"}),
     "web": frozenset({"web"}),
+    "receivers": frozenset({"receivers", "rules", "sensors", "site"}),  # zones, kinds, a rule's report replacing a default
     "service": frozenset({"service"}),  # the supervisor's own settings
 }
 LIVE = ("sensors", "rules")

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(not Path(MOSQUITTO).exists(), reason="mosquitto 
 
 
 class ApplianceBroker:
-    """The shipped conf.d/edge.conf and acl, with the paths moved into a temp dir and the two
+    """The shipped conf.d/edge-*.conf and acl, with the paths moved into a temp dir and the two
     listeners on free loopback ports."""
 
     def __init__(self, work: Path):
@@ -43,7 +43,9 @@ class ApplianceBroker:
         for f in self.etc.iterdir():  # mosquitto drops to its own user when started as root
             os.chmod(f, 0o644)
         os.chmod(self.etc, 0o755)
-        conf = (OVERLAY / "conf.d" / "edge.conf").read_text()
+        conf = (OVERLAY / "conf.d" / "edge-durability.conf").read_text()
+        conf += f"persistence_location {self.work}/\n"  # Debian's mosquitto.conf sets it on the appliance
+        conf += (OVERLAY / "conf.d" / "edge-listeners.conf").read_text()
         conf = conf.replace("/etc/mosquitto/edge", str(self.etc))
         conf = conf.replace("listener 1883 127.0.0.1", f"listener {self.plain_port} 127.0.0.1")
         conf = re.sub(r"^listener 8883$", f"listener {self.tls_port} 127.0.0.1", conf, flags=re.M)

@@ -1,6 +1,7 @@
 """The ONVIF component: registers the SOAP endpoints on ``ctx.web`` (open at the HTTP layer:
-they check WS-Security/Digest themselves), feeds bus events to PullPoint subscriptions,
-expires them, and runs WS-Discovery."""
+they check WS-Security/Digest themselves), feeds bus events to the event subscriptions (pull
+and push), expires them, keeps what clients set (relay settings; the video component keeps
+its encoder settings), and runs WS-Discovery."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ from .device import DeviceService
 from .deviceio import DeviceIOService
 from .discovery import Discovery
 from .events import EventHub, EventsService
+from .imaging import ImagingService
 from .media import MediaService
+from .probes import Probes
+from .push import PushService
 from .security import FailureBrake
 from .soap import Dispatcher
 
@@ -31,7 +35,7 @@ class _Metrics:
         self.requests = Counter("edge_onvif_requests", "ONVIF SOAP requests handled", registry=registry)
         self.faults = Counter("edge_onvif_faults", "ONVIF SOAP faults returned", registry=registry)
         self.auth_failures = Counter("edge_onvif_auth_failures", "ONVIF requests with wrong credentials", registry=registry)
-        self.subscriptions = Gauge("edge_onvif_subscriptions", "ONVIF PullPoint subscriptions alive", registry=registry)
+        self.subscriptions = Gauge("edge_onvif_subscriptions", "ONVIF event subscriptions alive (PullPoint and push)", registry=registry)
         self.probes = Counter("edge_onvif_discovery_probes", "WS-Discovery probes received", registry=registry)
 
 
@@ -43,9 +47,14 @@ def build_dispatcher(core: Core) -> Dispatcher:
     core.media = MediaService(core)  # type: ignore[attr-defined]
     core.deviceio = DeviceIOService(core)  # type: ignore[attr-defined]
     core.events = EventHub(core)
+    core.imaging = ImagingService(core)  # type: ignore[attr-defined]
     DeviceService(core).register(d)
     core.media.register(d)  # type: ignore[attr-defined]
+    core.imaging.register(d)  # type: ignore[attr-defined]
+    Probes(core).register(d)
     EventsService(core, core.events).register(d)
+    core.push = PushService(core, core.events)  # type: ignore[attr-defined]
+    core.push.register(d)  # type: ignore[attr-defined]
     core.deviceio.register(d)  # type: ignore[attr-defined]
     return d
 
@@ -59,6 +68,7 @@ class OnvifComponent(Component):
         self.cfg = ctx.config.onvif
         self.core = Core(ctx, supervisor_ref)
         self.dispatcher = build_dispatcher(self.core)
+        self.core.push.spawn = self.spawn  # type: ignore[attr-defined]
         self.discovery: Discovery | None = None
         self.m = _Metrics(ctx.metrics.registry)
         self._counted = {"requests": 0, "faults": 0, "auth_failures": 0}
@@ -127,6 +137,7 @@ class OnvifComponent(Component):
 
     async def stop(self) -> None:
         self.core.events.close_all()
+        await self.core.push.close()  # type: ignore[attr-defined]
         if self._sub is not None:
             self._sub.close()
             self._sub = None

@@ -8,9 +8,12 @@
     door_prop_s = 30               # open longer than this -> its own alarm, cleared on close
     actions = [
       { pulse = "siren", ms = 2000 },     # pulse a relay when the condition becomes true
+      { pulse = "strike" },               # ... for the relay's own pulse_ms
       { follow = "porch_light" },         # relay on while true, off when false (invert = true flips)
       { latch = "buzzer" },               # relay on when true; stays on until commanded off
       { alarm = "Front door opened" },    # Alarm on the bus while true, cleared when false
+      { report = "arc", code = "BA", zone = 1 },   # report to [receivers.*.arc] when true, its
+                                                   # restore (BH) when false; code, zone optional
     ]
 
 A rule can also watch the sensor itself rather than its state: ``when = "offline"`` (silent past
@@ -34,25 +37,35 @@ if TYPE_CHECKING:
     from ..sensors.config import SensorConfig
 
 
+ACTION_TYPES = ("pulse", "follow", "latch", "alarm", "report")
+
+
 class RuleAction(Section):
     pulse: str | None = Field(None, description="relay to pulse when the condition becomes true")
-    ms: int = Field(1000, ge=1, le=3_600_000, description="pulse length")
+    ms: int | None = Field(None, ge=1, le=3_600_000, description="pulse length (default: the relay's pulse_ms)")
     follow: str | None = Field(None, description="relay that follows the condition")
     invert: bool = False
     latch: str | None = Field(None, description="relay switched on (and left on) when the condition becomes true")
     alarm: str | None = Field(None, description="alarm message raised while the condition is true")
     kind: str = Field("", description="alarm kind (default: the sensor kind)")
+    report: str | None = Field(None, description="alarm receiver to report to (a [receivers] name)")
+    code: str | None = Field(None, pattern=r"^[A-Z]{2}$", description="report: SIA event code (default: the kind's)")
+    cid: int | None = Field(None, ge=100, le=999, description="report: Contact ID event code (default: the code's)")
+    zone: int | None = Field(None, ge=0, le=9999, description="report: zone (default: the sensor's in [receivers])")
 
     @model_validator(mode="after")
     def _one(self) -> "RuleAction":
-        set_ = [k for k in ("pulse", "follow", "latch", "alarm") if getattr(self, k) is not None]
+        set_ = [k for k in ACTION_TYPES if getattr(self, k) is not None]
         if len(set_) != 1:
-            raise ValueError("an action is exactly one of pulse, follow, latch, alarm (e.g. { pulse = \"siren\", ms = 2000 })")
+            raise ValueError("an action is exactly one of pulse, follow, latch, alarm, report "
+                             "(e.g. { pulse = \"siren\", ms = 2000 })")
+        if self.ms is not None and set_[0] != "pulse":
+            raise ValueError(f"ms is the length of a pulse; a {set_[0]} action has none")
         return self
 
     @property
     def type(self) -> str:
-        return next(k for k in ("pulse", "follow", "latch", "alarm") if getattr(self, k) is not None)
+        return next(k for k in ACTION_TYPES if getattr(self, k) is not None)
 
     @property
     def relay(self) -> str | None:

@@ -4,6 +4,11 @@ The config (``edge.rules.config``) says what to do; this engine does it. Only ed
 repeated report changes nothing). A sensor whose state is unknown counts as "condition
 false", so the first "open" after start fires. Relay actions are started as tasks at once;
 their outcome (CommandResult) is recorded in the store with the rule firing.
+
+Old news (a ``stale`` change: its payload says it is older than the sensor's ``max_age_s``)
+moves the rule's condition but fires no pulse or latch, raises no new alarm and starts no
+door-prop timer; what was not done is recorded ("skipped"). Clearing an alarm and ``follow``
+(a relay mirroring the latest known state) still happen.
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ import logging
 import time
 from typing import Any
 
+from .. import kinds
 from ..bus import Alarm, SensorAvailability, SensorChanged
 from ..component import Component, Health
 from ..context import Context
-from ..interfaces import ALARMS, RELAYS, RULES, SENSORS, AckResult, record
+from ..interfaces import ALARMS, RELAYS, REPORTS, RULES, SENSORS, AckResult, record
 from ..sensors.config import SensorConfig
 from .config import RuleAction, RuleConfig, condition_holds, rule_field
 
@@ -168,9 +174,21 @@ class RulesEngine(Component):
             rule.fired += 1
             trigger = {rule.field: ev.state.get(rule.field)}
             for action in rule.cfg.actions:
+                if ev.stale and now_active and action.type != "follow":
+                    self._skip_stale(rule, action, trigger, ev)
+                    continue
                 self._run_action(rule, action, now_active, trigger)
             if rule.cfg.door_prop_s is not None:
-                self._door_prop(rule, now_active)
+                self._door_prop(rule, now_active and not ev.stale)
+
+    def _skip_stale(self, rule: Rule, action: RuleAction, trigger: dict[str, Any], ev: SensorChanged) -> None:
+        why = f"stale: the reading is {ev.age_s or 0:.0f} s old (max_age_s {rule.sensor.max_age_s:g} s)"
+        log.warning("rule %s: %s %s not done: %s", rule.name, action.type, action.relay or action.alarm or "", why)
+        store = self.ctx.store
+        if store is not None:
+            record(store.record_event("rule", rule.name, {
+                "sensor": rule.sensor.id, "trigger": trigger, "action": action.type, "relay": action.relay,
+                "ok": False, "skipped": why}, ts=ev.ts))
 
     def _holds_now(self, rule: Rule, states: Any) -> bool:
         """Whether a (new) rule's condition holds now, as the latest state or availability says."""
@@ -205,6 +223,9 @@ class RulesEngine(Component):
             if rule.when == "offline" and not message:
                 message = f"{rule.sensor.name} offline" + (f": {trigger.get('reason')}" if trigger.get("reason") else "")
             self._alarm(rule.alarm_id, rule, active, kind, message)
+            return
+        if t == "report":
+            self._report(rule, action, active, trigger)
             return
         if t in ("pulse", "latch") and not active:
             return
@@ -246,6 +267,45 @@ class RulesEngine(Component):
                 "sensor": rule.sensor.id, "trigger": trigger, "action": action.type, "relay": action.relay,
                 "ms": action.ms if action.type == "pulse" else None, "ok": ok, "latency_ms": round(latency_ms, 3),
                 "error": error}))
+
+    def _report(self, rule: Rule, action: RuleAction, active: bool, trigger: dict[str, Any]) -> None:
+        """Queue a report to an alarm receiver (the receivers put it in the outbox at once)."""
+        reporter = self.ctx.registry.get(REPORTS)
+        text = self._report_text(rule, active, trigger)
+        queued = False
+        error = "no alarm receivers running ([receivers] in the config)"
+        if reporter is not None:
+            queued = reporter.report(action.report or "", active=active, sensor=rule.sensor.id,
+                                     kind=action.kind or rule.sensor.kind, text=text, code=action.code, cid=action.cid,
+                                     zone=action.zone, source=f"rule:{rule.name}")
+            error = "" if queued else "nothing queued (see the receivers' log)"
+        if not queued and (active or reporter is None):  # a restore without a restore code is not a failure
+            self.failures += 1
+            log.warning("rule %s: report to %s failed: %s", rule.name, action.report, error)
+        store = self.ctx.store
+        if store is not None:
+            record(store.record_event("rule", rule.name, {
+                "sensor": rule.sensor.id, "trigger": trigger, "action": "report", "receiver": action.report,
+                "active": active, "ok": queued, "error": error if not queued else ""}))
+
+    @staticmethod
+    def _report_text(rule: Rule, active: bool, trigger: dict[str, Any]) -> str:
+        """What happened, in words: the rule's alarm message, else the sensor's state."""
+        message = next((a.alarm for a in rule.cfg.actions if a.alarm), None)
+        if message and active:
+            return message
+        value = trigger.get(rule.field)
+        k = kinds.get(rule.sensor.kind)
+        if isinstance(value, bool):
+            words = k.active_words if value else k.inactive_words
+        elif isinstance(value, (int, float)):
+            words = k.number_format.format(value) if not k.binary else str(value)
+        else:
+            words = "" if value is None else str(value)
+        name = rule.sensor.name
+        if message:  # the restore of a named alarm
+            return f"{message}: restored ({name}: {words})" if words else f"{message}: restored"
+        return f"{name}: {words}" if words else name
 
     def _alarm(self, alarm_id: str, rule: Rule, active: bool, kind: str, message: str) -> None:
         prev = self.alarms.get(alarm_id)

@@ -208,11 +208,13 @@ def query_hourly(src: str | Path | sqlite3.Connection, sensor: str | None = None
             conn.close()
 
 
-def outbox_count(src: str | Path | sqlite3.Connection) -> int:
-    """Messages waiting in the outbox."""
+def outbox_count(src: str | Path | sqlite3.Connection, queue: str | None = None) -> int:
+    """Messages waiting in the outbox (in one queue: "" the uplink's, "receiver:<name>")."""
     conn, own = _conn(src)
     try:
-        return conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        if queue is None:
+            return conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        return conn.execute("SELECT count(*) FROM outbox WHERE queue = ?", (queue,)).fetchone()[0]
     finally:
         if own:
             conn.close()

@@ -70,6 +70,26 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
         "INSERT INTO meta (key, value) SELECT 'hourly_upto_event', coalesce(max(id), 0) FROM events",
     ),
+    # 3: the outbox holds several ordered queues: the uplink's ('') and one per alarm receiver
+    # ('receiver:<name>'). A report keeps the sequence number it was given when queued, so a
+    # resend after a restart carries the same number (the receiver drops the duplicate).
+    (
+        "ALTER TABLE outbox ADD COLUMN queue TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE outbox ADD COLUMN seq INTEGER",
+        "CREATE INDEX outbox_queue ON outbox (queue, id)",
+    ),
+    # 4: the key of each MQTT message recorded (per ingest connection and packet id, the last
+    # one only): a message the broker delivers again after a crash is recognised and recorded
+    # once (edge/sensors/acks.py)
+    (
+        """CREATE TABLE ingest_seen (
+            lane TEXT NOT NULL,
+            mid INTEGER NOT NULL,
+            digest INTEGER NOT NULL,
+            ts REAL NOT NULL,
+            PRIMARY KEY (lane, mid)
+        ) WITHOUT ROWID""",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -14,21 +14,23 @@ from ...interfaces import RELAYS, SENSORS
 from ...rules.config import RuleConfig, condition_holds, rule_field
 from .. import configedit as ce
 
-ACTION_TYPES = ("pulse", "follow", "latch", "alarm")
+ACTION_TYPES = ("pulse", "follow", "latch", "alarm", "report")  # report: to an alarm receiver ([receivers])
 BLANK_ACTIONS = 1  # empty action rows offered for adding one
+BLANK = {"type": "", "target": "", "ms": "", "kind": "", "invert": False, "code": "", "zone": ""}
 
 
 def form_values(r: RuleConfig | None) -> dict[str, Any]:
     if r is None:
-        return {"enabled": True, "actions": [{"type": "", "target": "", "ms": "", "kind": "", "invert": False}]}
+        return {"enabled": True, "actions": [dict(BLANK)]}
     v: dict[str, Any] = {k: ("" if getattr(r, k) is None else getattr(r, k))
                          for k in ("name", "sensor", "field", "equals", "above", "below", "door_prop_s", "door_prop_message")}
     if isinstance(r.equals, bool):
         v["equals"] = "true" if r.equals else "false"
     v["enabled"] = r.enabled
-    v["actions"] = [{"type": a.type, "target": getattr(a, a.type), "ms": a.ms if a.type == "pulse" else "",
-                     "kind": a.kind, "invert": a.invert} for a in r.actions]
-    v["actions"] += [{"type": "", "target": "", "ms": "", "kind": "", "invert": False}] * BLANK_ACTIONS
+    v["actions"] = [{"type": a.type, "target": getattr(a, a.type), "ms": a.ms if a.type == "pulse" and a.ms else "",
+                     "kind": a.kind, "invert": a.invert, "code": a.code or "", "zone": "" if a.zone is None else a.zone}
+                    for a in r.actions]
+    v["actions"] += [dict(BLANK) for _ in range(BLANK_ACTIONS)]
     return v
 
 
@@ -41,7 +43,8 @@ def posted_values(form: Any) -> dict[str, Any]:
     while f"actions.{j}.type" in form:
         v["actions"].append({"type": ce.text(form, f"actions.{j}.type"), "target": ce.text(form, f"actions.{j}.target"),
                              "ms": ce.text(form, f"actions.{j}.ms"), "kind": ce.text(form, f"actions.{j}.kind"),
-                             "invert": form.get(f"actions.{j}.invert") == "on"})
+                             "invert": form.get(f"actions.{j}.invert") == "on", "code": ce.text(form, f"actions.{j}.code"),
+                             "zone": ce.text(form, f"actions.{j}.zone")})
         j += 1
     return v
 
@@ -59,8 +62,14 @@ def actions_of(form: Any) -> list[dict[str, Any]]:
                 ms = ce.integer(form, f"actions.{j}.ms")
                 if ms is not None:
                     a["ms"] = ms
-            if t == "alarm" and ce.text(form, f"actions.{j}.kind"):
+            if t in ("alarm", "report") and ce.text(form, f"actions.{j}.kind"):
                 a["kind"] = ce.text(form, f"actions.{j}.kind")
+            if t == "report":  # the receiver's code and zone, else the kind's and the sensor's
+                if ce.text(form, f"actions.{j}.code"):
+                    a["code"] = ce.text(form, f"actions.{j}.code").upper()
+                zone = ce.integer(form, f"actions.{j}.zone")
+                if zone is not None:
+                    a["zone"] = zone
             if t == "follow" and form.get(f"actions.{j}.invert") == "on":
                 a["invert"] = True
             out.append(a)
@@ -120,12 +129,18 @@ def describe_actions(console: Any, rule: RuleConfig, active: bool) -> list[str]:
             info = known.get(relay)
             where = f" (board {info.board}, channel {info.channel})" if info else " (relay not running)"
         if a.type == "pulse":
-            out.append(f"pulse {relay} for {a.ms} ms{where}" if active else f"nothing for {relay} (a pulse runs on the way in)")
+            info = known.get(relay or "")
+            length = f"{a.ms} ms" if a.ms else (f"{info.pulse_ms} ms (its pulse_ms)" if info else "its pulse_ms")
+            out.append(f"pulse {relay} for {length}{where}" if active else f"nothing for {relay} (a pulse runs on the way in)")
         elif a.type == "latch":
             out.append(f"switch {relay} on and leave it on{where}" if active else f"nothing for {relay} (latched)")
         elif a.type == "follow":
             on = active != a.invert
             out.append(f"switch {relay} {'on' if on else 'off'}{where}")
+        elif a.type == "report":
+            what = (a.code or "the kind's code") if active else "the restore"
+            zone = f" zone {a.zone}" if a.zone is not None else ""
+            out.append(f"report {what}{zone} to receiver {a.report} (through its queue)")
         else:
             out.append(f"raise the alarm \"{a.alarm}\"" if active else f"clear the alarm \"{a.alarm}\"")
     if rule.door_prop_s is not None:
@@ -268,6 +283,8 @@ def _short(a: Any) -> str:
         return f"pulse {a.pulse} {a.ms} ms"
     if a.type == "alarm":
         return f"alarm \"{a.alarm}\""
+    if a.type == "report":
+        return f"report to {a.report}" + (f" {a.code}" if a.code else "") + (f" zone {a.zone}" if a.zone is not None else "")
     return f"{a.type} {a.relay}"
 
 
