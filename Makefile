@@ -9,7 +9,7 @@ APT_PKGS := mosquitto mosquitto-clients socat python3-venv python3-gi \
 	gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-rtsp-server-1.0 \
 	gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp \
-	ffmpeg fonts-dejavu-core i2c-tools systemd chromium nodejs
+	ffmpeg fonts-dejavu-core i2c-tools systemd chromium nodejs sslscan
 STAMP_APT  := $(VENV)/.apt-$(shell echo $(APT_PKGS) | md5sum | cut -c1-8)
 STAMP_PIP  := $(VENV)/.pip-$(shell cat pyproject.toml constraints.txt 2>/dev/null | md5sum | cut -c1-8)
 # the npm `onvif` package (what UniFi Protect bundles), a test peer: pinned by its lock file

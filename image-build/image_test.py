@@ -9,14 +9,25 @@ test-only file, written with debugfs (no mounts): a drop-in that runs edge with 
 partition; the serial console is read line by line and timed.
 
 Boot 1 (first boot, as on a new card): root partition grown, hostname edge-XXXX, edge
-READY=1 (systemd's "Started edge.service"), multi-user.target, /healthz refuses without
-credentials; then a power-button shutdown in which edge stops cleanly.
-Between the boots the credentials edge made on first boot are read from the disk (debugfs):
-0600, owned by edge, and their serial names the host.
-Boot 2: READY again, /healthz answers ready with those credentials; RTSP: if something
-answers RTSP on the forwarded 554, a frame is read with ffmpeg; if nothing answers there the
-check is reported as skipped (video is not in this build). Times are printed; the last line
-is one JSON object.
+READY=1 (systemd's "Started edge.service"), multi-user.target, plain-HTTP /healthz redirects
+to HTTPS, and HTTPS /healthz refuses without credentials; then a power-button shutdown in
+which edge stops cleanly.
+Between the boots the credentials and the TLS certificate edge made on first boot are read
+from the disk (debugfs): 0600, owned by edge, and their serial names the host.
+Boot 2: READY again, /healthz answers ready over HTTPS (the client trusts exactly the device
+certificate read from the disk) with those credentials; RTSP: if something answers RTSP on
+the forwarded 554, a frame is read with ffmpeg (skipped, and said so, otherwise). Then the
+front panel (its simulated buttons, through /api/buttons): Network > Use DHCP, which goes
+through the real networkd backend and root's edge-ctl unit (`networkctl reload`), and
+System > Reboot, which reboots the machine through edge-ctl (qemu runs with -no-reboot, so
+the reboot ends qemu). After it the .network file edge wrote is read from the disk. Times are
+printed; the last line is one JSON object.
+
+The copy's /etc/edge/edge.toml gets `[service] system = "systemd"` so the simulated platform
+still reboots for real (and `[network] driver = "networkd"` is already the appliance's), and
+`loop_lag_max_ms = 5000`: under qemu's emulation the x264 encoder keeps the event loop more
+than the Pi's 500 ms behind, and the watchdog would restart edge 15 s after READY.
+
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -145,6 +157,21 @@ def prepare(image: Path, work: Path):
     out = run("debugfs", "-w", "-f", str(cmds), fs)
     check = run("debugfs", "-R", "cat /etc/systemd/system/edge.service.d/image-test.conf", fs).stdout
     assert "--simulated" in check, f"drop-in not written: {out.stderr}"
+    # reboot for real under --simulated: [service] system = "systemd" in the copy's config
+    toml = run("debugfs", "-R", "cat /etc/edge/edge.toml", fs).stdout
+    # and a loop-lag bound for emulation: x264 under qemu TCG keeps the event loop 0.5-1 s behind,
+    # so at the Pi's 500 ms the watchdog pings stop and systemd kills edge 15 s after READY
+    toml = re.sub(r"^\[service\]$", '[service]\nsystem = "systemd"\nloop_lag_max_ms = 5000', toml, count=1,
+                  flags=re.M)
+    assert 'system = "systemd"' in toml and 'driver = "networkd"' in toml, "appliance config lacks [service]/[network]"
+    (work / "edge.toml").write_text(toml)
+    cmds.write_text(
+        "rm /etc/edge/edge.toml\n"
+        f"write {work / 'edge.toml'} /etc/edge/edge.toml\n"
+        "sif /etc/edge/edge.toml mode 0100660\n"
+        f"sif /etc/edge/edge.toml gid {gid}\n"
+    )
+    run("debugfs", "-w", "-f", str(cmds), fs)
     leftover = run("debugfs", "-R", "ls -l /var/lib/edge", fs).stdout
     assert "credentials.json" not in leftover, "the image ships credentials"
     # room for growroot; the partition table still ends where the image did
@@ -162,6 +189,97 @@ def http_get(url: str, auth: tuple[str, str] | None, timeout: float = 10) -> tup
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+def https_request(url: str, auth: tuple[str, str] | None, *, cafile: str | None = None, body: dict | None = None,
+                  timeout: float = 15) -> tuple[int, bytes]:
+    """GET (or POST a JSON body) over HTTPS: trusting exactly ``cafile`` (the device's own
+    certificate), or, without it, not verifying (boot 1, before the certificate is read)."""
+    ctx = ssl.create_default_context(cafile=cafile) if cafile else ssl._create_unverified_context()
+    if cafile:
+        ctx.check_hostname = False  # reached through a forwarded port on 127.0.0.1; the chain is pinned
+    req = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
+                                 method="POST" if body is not None else "GET")
+    if body is not None:
+        req.add_header("Content-Type", "application/json")
+    if auth:  # Basic: inside TLS only
+        req.add_header("Authorization", "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode())
+    try:
+        with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *a, **kw):
+        return None
+
+
+def http_status_no_redirect(url: str, timeout: float = 10) -> tuple[int, str]:
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        with opener.open(url, timeout=timeout) as resp:
+            return resp.status, ""
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("Location", "")
+
+
+class FrontPanel:
+    """The simulated buttons and LCD through the web API (HTTPS, device credentials)."""
+
+    def __init__(self, base: str, auth: tuple[str, str], cafile: str):
+        self.base, self.auth, self.cafile = base, auth, cafile
+
+    def lines(self) -> list[str]:
+        status, body = https_request(self.base + "/api/lcd", self.auth, cafile=self.cafile)
+        if status != 200:
+            raise AssertionError(f"/api/lcd: {status} {body[:200]!r}")
+        return json.loads(body)["lines"]
+
+    def press(self, name: str) -> list[str]:
+        status, body = https_request(self.base + f"/api/buttons/{name}", self.auth, cafile=self.cafile, body={})
+        if status != 200:
+            raise AssertionError(f"button {name}: {status} {body[:200]!r}")
+        time.sleep(0.3)
+        return self.lines()
+
+    def until(self, pred, button: str = "down", tries: int = 10) -> list[str]:
+        lines = self.lines()
+        for _ in range(tries):
+            if pred(lines):
+                return lines
+            lines = self.press(button)
+        raise AssertionError(f"front panel: never got there; the LCD shows {lines}")
+
+    def wait(self, pred, timeout: float) -> list[str]:
+        deadline = time.monotonic() + timeout
+        lines = self.lines()
+        while not pred(lines):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"front panel: waited {timeout:.0f} s; the LCD shows {lines}")
+            time.sleep(0.5)
+            lines = self.lines()
+        return lines
+
+    def open_menu(self, entry: str, password: str) -> None:
+        """From anywhere: back to home (the first-boot credentials screen, which shows the
+        password, is acknowledged with SELECT), into the main menu, down to ``entry``, select."""
+        for _ in range(3):
+            self.press("back")
+        for _ in range(8):
+            lines = self.lines()
+            if lines[0].startswith("Menu "):
+                break
+            if password in " ".join(lines):
+                self.press("select")  # first-boot credentials: noted
+                time.sleep(1.0)
+                continue
+            self.press("select")  # home -> main menu
+        else:
+            raise AssertionError(f"front panel: no main menu; the LCD shows {self.lines()}")
+        self.until(lambda ls: any(f"> {entry}" in l for l in ls))
+        self.press("select")
 
 
 def rtsp_answers(port: int, timeout: float = 5) -> str | None:
@@ -186,7 +304,7 @@ class Boot:
 
     def __init__(self, name: str, work: Path, disk: Path, kernel: Path, initrd: Path):
         self.name, self.work = name, work
-        self.http_port, self.rtsp_port = free_port(), free_port()
+        self.http_port, self.rtsp_port, self.https_port = free_port(), free_port(), free_port()
         self.monitor = work / f"{name}.monitor"
         cmd = [
             "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "2048",
@@ -200,7 +318,7 @@ class Boot:
             "-drive", f"if=none,file={disk},format=raw,id=hd0,cache=unsafe", "-device", "virtio-blk-pci,drive=hd0",
             "-device", "virtio-rng-pci",
             "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{self.http_port}-:80,"
-                       f"hostfwd=tcp:127.0.0.1:{self.rtsp_port}-:554",
+                       f"hostfwd=tcp:127.0.0.1:{self.rtsp_port}-:554,hostfwd=tcp:127.0.0.1:{self.https_port}-:443",
             "-device", "virtio-net-pci,netdev=net0,romfile=",  # no PXE rom (package ipxe-qemu) needed
         ]
         self.t0 = time.monotonic()
@@ -210,12 +328,12 @@ class Boot:
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
 
-    def healthz(self, auth, deadline: float) -> tuple[int, bytes]:
-        url = f"http://127.0.0.1:{self.http_port}/healthz"
+    def healthz(self, auth, deadline: float, cafile: str | None = None) -> tuple[int, bytes]:
+        url = f"https://127.0.0.1:{self.https_port}/healthz"
         status, body = 0, b""
         while time.monotonic() < deadline:
             try:
-                status, body = http_get(url, auth)
+                status, body = https_request(url, auth, cafile=cafile)
                 if status in (200, 401):
                     return status, body
             except OSError:
@@ -293,9 +411,13 @@ def main() -> int:
         hostname = results["hostname"] = m.group(1)
         print(f"  {t:6.1f} s  login prompt of {hostname}")
         status, _ = boot.healthz(None, deadline)
-        print(f"  {boot.elapsed():6.1f} s  /healthz without credentials -> {status}")
+        print(f"  {boot.elapsed():6.1f} s  HTTPS /healthz without credentials -> {status}")
         if status != 401:
             failures.append(f"/healthz without credentials answered {status}, expected 401")
+        status, location = http_status_no_redirect(f"http://127.0.0.1:{boot.http_port}/healthz")
+        print(f"           plain HTTP /healthz -> {status} {location}")
+        if status != 308 or not location.startswith("https://"):
+            failures.append(f"plain HTTP /healthz answered {status} {location!r}, expected a 308 to HTTPS")
         took = boot.power_button(min(120.0, left()))
         results["shutdown_s"] = round(took, 1)
         stopped = any(re.search(r"Stopped edge\.service|edge\.service: Deactivated successfully", l)
@@ -317,6 +439,12 @@ def main() -> int:
             failures.append(f"credentials.json mode {mode.group(1)} uid {owner.group(1)}, want 0600 uid {uid}")
         if hostname != "edge-" + creds["serial"][-4:].lower():
             failures.append(f"hostname {hostname} does not come from the serial {creds['serial']}")
+        cafile = work / "device-cert.pem"
+        cafile.write_text(run("debugfs", "-R", "cat /var/lib/edge/tls/cert.pem", fs).stdout)
+        key_st = run("debugfs", "-R", "stat /var/lib/edge/tls/key.pem", fs).stdout
+        if not re.search(r"Mode:\s+0600", key_st):
+            failures.append("the TLS key is not mode 0600")
+        print(f"           TLS certificate made on first boot ({cafile.stat().st_size} bytes PEM)")
 
         # ---- boot 2 ---------------------------------------------------------------------
         print("boot 2:")
@@ -326,7 +454,7 @@ def main() -> int:
         t, _ = con.wait_for(r"Started edge\.service", left(), fail=EDGE_FAILED)
         results["ready_s"] = round(t, 1)
         print(f"  {t:6.1f} s  edge.service started: READY=1")
-        status, body = boot.healthz((creds["user"], creds["password"]), deadline)
+        status, body = boot.healthz((creds["user"], creds["password"]), deadline, cafile=str(cafile))
         health = json.loads(body) if status == 200 else {}
         results["healthz_s"] = round(boot.elapsed(), 1)
         print(f"  {boot.elapsed():6.1f} s  /healthz with the device credentials -> {status} "
@@ -354,6 +482,51 @@ def main() -> int:
                       f"({results['frame_after_request_s']} s after asking)")
             else:
                 failures.append(f"RTSP answers ({reply}) but no frame from {args.rtsp_path}: {res.stderr[-500:]}")
+
+        # ---- the front panel: network through networkd, then a reboot ------------------------
+        panel = FrontPanel(f"https://127.0.0.1:{boot.https_port}", (creds["user"], creds["password"]), str(cafile))
+        t_net = boot.elapsed()
+        panel.open_menu("Network", creds["password"])
+        panel.until(lambda ls: ls[0].startswith("Use DHCP"))
+        panel.press("select")
+        panel.wait(lambda ls: any("DHCP?" in l for l in ls), 10)
+        panel.press("select")
+        t, _ = con.wait_for(r"edge-ctl: network settings reloaded", 60)
+        lines = panel.wait(lambda ls: any("Network OK" in l or "Rolled back" in l or "failed" in l for l in ls), 60)
+        results["network_change_s"] = round(boot.elapsed() - t_net, 1)
+        print(f"  {boot.elapsed():6.1f} s  front panel Network > Use DHCP: {' | '.join(l.strip() for l in lines)} "
+              f"(networkctl reload by edge-ctl at {t:.1f} s)")
+        if not any("Network OK" in l for l in lines):
+            failures.append(f"front panel network change: {lines}")
+        status, _ = boot.healthz((creds["user"], creds["password"]), time.monotonic() + 60, cafile=str(cafile))
+        if status != 200:
+            failures.append(f"/healthz after the network change: {status}")
+        panel.open_menu("System", creds["password"])
+        panel.until(lambda ls: ls[0].startswith("Reboot"))
+        panel.press("select")
+        panel.wait(lambda ls: any("Reboot now?" in l for l in ls), 10)
+        t_reboot = boot.elapsed()
+        try:
+            panel.press("select")
+        except (AssertionError, OSError):
+            pass  # the machine may go down before the answer
+        con.wait_for(r"edge-ctl: reboot asked on the front panel", 60)
+        t, _ = con.wait_for(r"reboot: Restarting system", 120)
+        boot.proc.wait(30)  # -no-reboot: qemu exits where a Pi would restart
+        results["reboot_s"] = round(t - t_reboot, 1)
+        print(f"  {t:6.1f} s  front panel System > Reboot: the machine restarted {t - t_reboot:.1f} s later")
+        stopped = any(re.search(r"Stopped edge\.service|edge\.service: Deactivated successfully", l)
+                      for _, l in con.lines)
+        if not stopped:
+            failures.append("edge.service did not stop cleanly on the front-panel reboot")
+        boot = None
+        net = run("debugfs", "-R", "cat /etc/systemd/network/10-edge.network", fs).stdout  # root installed it
+        st = run("debugfs", "-R", "stat /etc/edge/network/10-edge.network", fs).stdout  # edge wrote it
+        owner = re.search(r"User:\s+(\d+)", st)
+        print(f"           /etc/edge/network/10-edge.network: DHCP={'yes' if 'DHCP=yes' in net else 'no'}, "
+              f"uid {owner.group(1) if owner else '?'}")
+        if "DHCP=yes" not in net or not owner or int(owner.group(1)) != uid:
+            failures.append("the .network file was not rewritten by edge")
     except AssertionError as exc:
         failures.append(str(exc))
     finally:

@@ -36,7 +36,7 @@ def package_list() -> list[tuple[str, set[str]]]:
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed (apt: systemd)")
 def test_all_units_verify():
-    res = unitcheck.verify(*UNITS)
+    res = unitcheck.verify(*UNITS, *sorted((ROOT / "systemd").glob("*.path")))
     assert res.returncode == 0 and not (res.stdout + res.stderr).strip(), res.stdout + res.stderr
 
 
@@ -46,7 +46,12 @@ def test_every_unit_the_hooks_install_and_enable_exists():
     assert installed == {u.name for u in UNITS}, "a unit in systemd/ is not installed by customize.sh (or vice versa)"
     enable_line = re.search(r"systemctl --root=\"\$R\" enable ((?:[^\n\\]|\\\n)+)", customize).group(1)
     enabled = set(enable_line.replace("\\\n", " ").split())
-    assert {u.name for u in UNITS} <= enabled
+    # a oneshot started by an enabled .path unit needs no enabling of its own
+    triggered = {re.search(r"^Unit=(\S+)$", p.read_text(), re.M).group(1)
+                 for p in (ROOT / "systemd").glob("*.path") if p.name in enabled}
+    assert {u.name for u in UNITS} <= enabled | triggered
+    for path_unit in (ROOT / "systemd").glob("*.path"):
+        assert f'"$REPO"/systemd/{path_unit.name}' in customize, path_unit.name
     for rel in ("systemd/edge.sysusers", "systemd/edge.tmpfiles", "systemd/60-edge-hw.rules",
                 "image-build/edge.toml", "image-build/requirements-image.txt"):
         assert rel.split("/", 1)[1] in customize + (IB / "build.sh").read_text(), rel
@@ -72,6 +77,9 @@ def test_overlay_settings_the_appliance_relies_on():
     assert re.search(r"^Storage=volatile$", journald, re.M) and re.search(r"^RuntimeMaxUse=\d+M$", journald, re.M)
     essential = (IB / "hooks/essential.sh").read_text()
     assert "MODULES=list" in essential and "ROOTPART=LABEL=RASPIROOT" in essential
+    # no kernel console (nor getty) on the GPIO UART the docs suggest for RS485
+    consoles = re.search(r'^CONSOLES="([^"]*)"', essential, re.M).group(1).split()
+    assert consoles and not any(c.startswith(("ttyS", "ttyAMA", "serial")) for c in consoles), consoles
     customize = (IB / "hooks/customize.sh").read_text()
     assert "mask systemd-firstboot.service" in customize
     assert re.search(r"disable ssh\.service ssh\.socket", customize)
