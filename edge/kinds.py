@@ -56,6 +56,9 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
          number_format="{:.1f} °C", lcd_format="{:.1f}C"),
     Kind("humidity", "humidity", binary=False, alarm_value=None, ha_device_class="humidity", unit="%",
          number_format="{:.0f} %RH", lcd_format="{:.0f}%"),
+    # a link, e.g. the fleet uplink's broker bridge (True = connected)
+    Kind("connectivity", "connected", alarm_value=False, active_words="online", inactive_words="OFFLINE",
+         active_is_alarm=False, severity=TROUBLE, ha_device_class="connectivity"),
     Kind("generic", "value", binary=False, alarm_value=True),
 )}
 
