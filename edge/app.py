@@ -188,15 +188,20 @@ class Supervisor:
         try:
             for slot in self.slots:
                 slot.task = asyncio.create_task(self._lifecycle(slot), name=f"component:{slot.component.name}")
-                # in order: the next component starts once this one has tried (relays first)
-                waiter = slot.started if slot.component.critical else slot.first_attempt_done
-                stop_wait = asyncio.ensure_future(self.stop_event.wait())
-                done_wait = asyncio.ensure_future(waiter.wait())
-                await asyncio.wait({stop_wait, done_wait}, return_when=asyncio.FIRST_COMPLETED)
-                stop_wait.cancel()
-                done_wait.cancel()
+                # in order: the next component starts once this one has tried (relays first).
+                # A critical one that failed keeps being retried, but does not hold back the
+                # ones after it (the relays still go to their safe state when the store cannot
+                # open, e.g. a database from newer software); READY=1 waits for it below.
+                await self._until(slot.first_attempt_done)
                 if self.stop_event.is_set():
                     break
+                if slot.component.critical and not slot.running:
+                    log.error("%s did not start (%s): starting the rest; READY=1 waits for it", slot.component.name,
+                              slot.last_error)
+                    self.notifier.status(f"not ready: {slot.component.name}: {slot.last_error}")
+            for slot in self.slots:
+                if slot.component.critical and not self.stop_event.is_set():
+                    await self._until(slot.started)
             if not self.stop_event.is_set():
                 ok, summary = self.health_summary()
                 self.ready = True
@@ -208,6 +213,14 @@ class Supervisor:
                 await self.stop_event.wait()
         finally:
             await self._shutdown(aux)
+
+    async def _until(self, event: asyncio.Event) -> None:
+        """Wait for ``event`` or a stop request."""
+        stop_wait = asyncio.ensure_future(self.stop_event.wait())
+        done_wait = asyncio.ensure_future(event.wait())
+        await asyncio.wait({stop_wait, done_wait}, return_when=asyncio.FIRST_COMPLETED)
+        stop_wait.cancel()
+        done_wait.cancel()
 
     async def _shutdown(self, aux: list[asyncio.Task[None]]) -> None:
         self.notifier.stopping()

@@ -226,7 +226,7 @@ async def test_newer_schema_is_refused(tmp_path: Path):
     path = tmp_path / "edge.db"
     with sqlite3.connect(path) as c:
         c.execute("PRAGMA user_version = 99")
-    with pytest.raises(schema.SchemaTooNew, match="newer than this software"):
+    with pytest.raises(schema.SchemaTooNew, match="newer than this edge knows"):
         await Store(path).start()
 
 
