@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -83,6 +84,7 @@ def install(source: str, no_reboot: bool) -> None:
         click.echo("not rebooting (--no-reboot): `/usr/local/lib/edge/tryboot reboot` tries the new slot")
         return
     click.echo("rebooting into the new slot (it is kept once edge is READY there)")
+    sys.stdout.flush()  # exec does not flush Python's buffers
     os.execvp(TRYBOOT, [TRYBOOT, "reboot"])
 
 

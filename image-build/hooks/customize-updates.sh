@@ -19,3 +19,5 @@ d /data/rauc 0755 root root -
 d /data/update 0700 root root -
 Z /var/lib/mosquitto - mosquitto mosquitto -
 TMP
+# `edge update ...`, `edge credentials` for root on the appliance
+ln -sfn /opt/edge/venv/bin/edge "$R/usr/local/bin/edge"
