@@ -246,3 +246,24 @@ async def test_central_outage_and_appliance_restart_lose_nothing_in_order(peers,
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+def test_render_remaps_under_the_site_and_fails_over_in_order():
+    cfg = config_mod.loads('[uplink]\nprefix = "edge"\n[uplink.bridge]\naddresses = ["c1.example:8883", "c2.example"]\n'
+                           'username = "fleet"\n')
+    text = render(cfg.uplink, serial="AB12CD34")
+    lines = text.splitlines()
+    assert "address c1.example:8883 c2.example" in lines and "round_robin false" in lines
+    assert "topic sensor/# out 1 edge/edge-ab12cd34/ site/AB12CD34/" in lines
+    assert "topic cmd in 1 edge/edge-ab12cd34/ site/AB12CD34/" in lines
+    assert "notification_topic site/AB12CD34/bridge" in lines and "cleansession false" in lines
+    assert "bridge_cafile /var/lib/mosquitto/uplink/ca.crt" in lines and "bridge_insecure false" in lines
+    assert "remote_username fleet" in lines and not any(l.startswith("remote_password") for l in lines)
+    assert not any("homeassistant" in l for l in lines)  # discovery stays local
+    assert text.index("max_queued_messages") < text.index("connection edge-uplink")  # globals first
+    off = config_mod.loads('[uplink.bridge]\naddresses = ["c1"]\nenabled = false\n')
+    assert "connection" not in render(off.uplink, serial="X")
+    with pytest.raises(config_mod.ConfigError, match=r"uplink\.bridge\.addresses"):
+        config_mod.loads('[uplink.bridge]\naddresses = ["c1:0"]\n')
+    with pytest.raises(config_mod.ConfigError, match=r"uplink\.bridge\.addresses"):
+        config_mod.loads('[uplink.bridge]\naddresses = []\n')
