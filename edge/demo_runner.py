@@ -77,7 +77,7 @@ def banner(cfg: Config, data_dir: Path) -> str:
             f"  snapshot: http://{host}:{web.port}/snapshot.jpg",
         ]
     lines += [
-        f"  MQTT:     {BROKER_HOST}:{BROKER_PORT}",
+        f"  MQTT:     {BROKER_HOST}:{cfg.mqtt.port}",
         f"  panel:    http://{host}:{web.port}/panel (simulated LCD + buttons; or curl -X POST .../api/buttons/select)",
         "  trigger the front door:",
         "    mosquitto_pub -t zigbee2mqtt/front_door -m '{\"contact\":false}'   # door opens",
@@ -91,7 +91,8 @@ def run_demo(cfg: Config, data_dir: Path, config_path: Path) -> int:
     configure_logging(cfg.service.log_level)
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    broker = start_broker(data_dir)
+    # the demo config's broker port (another config may use another port: its own broker)
+    broker = start_broker(data_dir, cfg.mqtt.port) if cfg.mqtt.enabled and cfg.mqtt.host in ("127.0.0.1", "localhost") else None
 
     def stop_broker() -> None:
         if broker is not None and broker.poll() is None:

@@ -162,3 +162,24 @@ def test_twenty_by_four_uses_the_extra_rows():
     lines = menu.render()
     assert lines[0].startswith("User: admin") and lines[2].strip() == "abcd-efgh-jkmn"
     assert all(len(line) == 20 for line in lines)
+
+
+def test_sensor_words_come_from_the_kinds_table():
+    from edge.setup.text import sensor_summary
+
+    # a kind the LCD once had no words for reads as the kinds table says, not as "co=True"
+    assert sensor_summary({"co": True}) == "CO!"
+    assert sensor_summary({"gas": False, "temperature": 20}) == "no gas 20.0C"
+    # the LCD's shorter words; a quiet tamper/vibration takes no room; low battery shown
+    assert sensor_summary({"occupancy": False, "vibration": False, "tamper": False}) == "still"
+    assert sensor_summary({"contact": True, "tamper": True, "vibration": True, "battery": 9}) == \
+        "closed TAMPER VIBRATION batt 9%"
+    assert sensor_summary({"illuminance": 310, "linkquality": 80}) == "illuminance=310"
+
+
+def test_every_action_has_a_handler():
+    from edge.setup import actions, handlers
+
+    kinds_of_action = {c for c in vars(actions).values() if isinstance(c, type) and issubclass(c, actions.Action)
+                       and c is not actions.Action}
+    assert kinds_of_action == set(handlers.HANDLERS)

@@ -1,8 +1,10 @@
 """Changing the wired interface's addressing from the front panel, with roll-back.
 
 ``change()``: remember the current settings, apply the new ones, wait up to ``rollback_s``
-for the new address to be up; if it is not, put the old settings back. The backends (real and
-simulated) are the platform's (``hw.network``).
+for the new address to be up; if it is not, put the old settings back. ``write_to_config()``:
+settings that came up are written back to the config file (comments kept; the shipped file
+kept aside for a factory reset). The backends (real and simulated) are the platform's
+(``hw.network``).
 """
 
 from __future__ import annotations
@@ -11,12 +13,17 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Awaitable, Callable
 
 from hw.network import NetSettings, NetStatus, NetworkBackend, NetworkError, SimulatedNetwork, is_up
+from hw.system import keep_factory_copy
+
+from .. import config as config_mod
+from .. import paths
 
 __all__ = ["ChangeOutcome", "NetSettings", "NetStatus", "NetworkBackend", "NetworkError", "SimulatedNetwork", "change",
-           "is_up", "settings_from_config"]
+           "is_up", "settings_from_config", "write_to_config"]
 
 log = logging.getLogger("edge.setup.network")
 
@@ -68,3 +75,17 @@ async def _restore(backend: NetworkBackend, before: NetSettings) -> None:
 def settings_from_config(cfg: object) -> NetSettings:
     return NetSettings(getattr(cfg, "mode"), getattr(cfg, "address"), getattr(cfg, "gateway"), tuple(getattr(cfg, "dns")))
 
+
+def write_to_config(config_path: Path | None, s: NetSettings) -> None:
+    """Make ``s`` the configured addressing (blocking: run it in a thread)."""
+    if config_path is None:
+        return
+    if Path(config_path).resolve() == paths.DEMO_CONFIG.resolve():
+        log.info("demo: the demo config is part of the source tree, not written (network %s)", s.describe())
+        return
+    keep_factory_copy(Path(config_path))
+    if s.mode == "static":
+        config_mod.write_value(config_path, "network.address", s.address)
+        config_mod.write_value(config_path, "network.gateway", s.gateway)
+        config_mod.write_value(config_path, "network.dns", list(s.dns))
+    config_mod.write_value(config_path, "network.mode", s.mode)

@@ -59,7 +59,6 @@ class Uplink(Component):
         self.sent = 0
         self.queued = 0
         self.commands = 0
-        self.tasks: set[asyncio.Task[Any]] = set()
         self._held: dict[str, SensorChanged] = {}  # telemetry states waiting for their interval
         self._last_state: dict[str, float] = {}
         self._ssl = tls_context(self.mqtt)
@@ -185,14 +184,10 @@ class Uplink(Component):
                     continue
             except BadCommand as exc:
                 log.warning("command on %s rejected: %s", topic, exc.reason)
-                self._spawn(self._reply(client, {"id": exc.cmd_id, "ok": False, "error": exc.reason, "topic": topic}))
+                self.spawn(self._reply(client, {"id": exc.cmd_id, "ok": False, "error": exc.reason, "topic": topic}),
+                           "uplink-reply")
                 continue
-            self._spawn(self._execute(client, cmd, topic))
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+            self.spawn(self._execute(client, cmd, topic), "uplink-command")
 
     async def _execute(self, client: aiomqtt.Client, cmd: Command, topic: str) -> None:
         relays = self.ctx.registry.get(RELAYS)
@@ -308,8 +303,6 @@ class Uplink(Component):
                 self._queue(ev)
             for sensor in list(self._held):
                 self._release(sensor)
-        for tk in list(self.tasks):
-            tk.cancel()
 
     def health(self) -> Health:
         if not self.connected:
