@@ -304,3 +304,51 @@ safe_state = "on"
         svc.supervisor.request_stop()
         await asyncio.wait_for(task, 10)
         svc.ctx.platform.close()
+
+
+# ---- `edge update install` (RAUC and the reboot stand-ins: the real ones run in image-test) ----
+def test_update_install_downloads_installs_reboots_and_reports_refusals(tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "edge-9.raucb").write_bytes(b"bundle bytes")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    handler.log_message = lambda *a, **k: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    log = tmp_path / "calls"
+    fake_rauc = tmp_path / "rauc"
+    fake_rauc.write_text(f"""#!/bin/sh
+echo "rauc $* $(cat "$2")" >> {log}
+case $(cat "$2") in *bytes*) echo "Installing done." ;; *) echo "LastError: signature verification failed" >&2; exit 1 ;; esac
+""")
+    fake_tryboot = tmp_path / "tryboot"
+    fake_tryboot.write_text(f"#!/bin/sh\necho \"tryboot $*\" >> {log}\n")
+    for f in (fake_rauc, fake_tryboot):
+        f.chmod(0o755)
+    env = {**os.environ, "EDGE_RAUC": str(fake_rauc), "EDGE_TRYBOOT": str(fake_tryboot),
+           "EDGE_UPDATE_DIR": str(tmp_path / "dl")}
+    edge = [sys.executable, "-m", "edge"]
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/edge-9.raucb"
+        res = subprocess.run([*edge, "update", "install", url], capture_output=True, text=True, env=env, timeout=60)
+        assert res.returncode == 0, res.stderr
+        assert "installed edge-9.raucb" in res.stdout and "rebooting into the new slot" in res.stdout
+        calls = log.read_text().splitlines()
+        assert calls[0].startswith("rauc install ") and calls[0].endswith("bundle bytes")
+        assert calls[1] == "tryboot reboot"
+        assert list((tmp_path / "dl").iterdir()) == []  # the download does not stay on /data
+        bad = tmp_path / "bad.raucb"
+        bad.write_bytes(b"tampered")
+        res = subprocess.run([*edge, "update", "install", str(bad)], capture_output=True, text=True, env=env, timeout=60)
+        assert res.returncode == 1
+        assert "update refused or failed (nothing changed on the running slot): LastError: signature verification failed" \
+            in res.stderr
+        assert len(log.read_text().splitlines()) == 3  # no reboot after a refusal
+        res = subprocess.run([*edge, "update", "install", "ftp://x/y"], capture_output=True, text=True, env=env)
+        assert res.returncode == 2 and "only http(s) URLs" in res.stderr
+    finally:
+        httpd.shutdown()
