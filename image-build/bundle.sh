@@ -7,7 +7,8 @@
 # Signing: keys.sh (production key from RAUC_KEY/RAUC_CERT/RAUC_KEYRING, else the build's
 # development key). Writes OUT/edge-<version>-rpi-arm64.raucb and checks it against the
 # keyring the image trusts. SLOT_ROOT / SLOT_BOOT / BUNDLE name other slot images and the
-# output (tests, image-test's deliberately broken bundle).
+# output (tests, image-test's deliberately broken bundle); MKSQUASHFS_ARGS passes options to
+# mksquashfs.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
@@ -61,6 +62,8 @@ hooks=post-install
 MF
 rm -f "$BUNDLE"
 t0=$(date +%s)
-rauc bundle --cert="$RAUC_CERT" --key="$RAUC_KEY" --keyring="$RAUC_KEYRING" "$SRC" "$BUNDLE" >/dev/null
+# MKSQUASHFS_ARGS: e.g. "-comp lz4" for a throwaway test bundle (faster, larger)
+rauc bundle --cert="$RAUC_CERT" --key="$RAUC_KEY" --keyring="$RAUC_KEYRING" \
+    ${MKSQUASHFS_ARGS:+--mksquashfs-args="$MKSQUASHFS_ARGS"} "$SRC" "$BUNDLE" >/dev/null
 rauc info --keyring="$RAUC_KEYRING" "$BUNDLE" > "$BUNDLE.info" 2>&1 || { cat "$BUNDLE.info" >&2; die "bundle does not verify"; }
 echo "bundle: $BUNDLE ($(( $(stat -c %s "$BUNDLE") / 1048576 )) MiB, $RAUC_KEY_KIND key, $(( $(date +%s) - t0 )) s)"
