@@ -206,18 +206,21 @@ def test_bundle_signed_with_another_key_is_refused(bundle, tmp_path):
 
 # ---- the bundle's hooks ---------------------------------------------------------------------
 def run_hook(*args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["sh", str(HOOK), *args], capture_output=True, text=True,
+    hook = env.pop("HOOK", str(HOOK))
+    return subprocess.run(["sh", hook, *args], capture_output=True, text=True, cwd="/",
                           env={"PATH": os.environ["PATH"], **env}, timeout=30)
 
 
 def test_install_check_refuses_downgrade_and_foreign_bundles(tmp_path):
+    # as RAUC 1.8 runs it: from the mounted bundle, with the compatibles in its environment and
+    # nothing saying where the bundle is mounted
     bundle_dir = tmp_path / "bundle"
     bundle_dir.mkdir()
     (bundle_dir / "edge-release").write_text("version=0.0.9\nschema=2\n")
+    shutil.copy(HOOK, bundle_dir / "hook.sh")
     host = tmp_path / "host"
     (host / "var/lib/edge").mkdir(parents=True)
-    common = {"RAUC_BUNDLE_MOUNT_POINT": str(bundle_dir), "EDGE_HOOK_ROOT": str(host),
-              "RAUC_SYSTEM_COMPATIBLE": "edge-rpi-arm64"}
+    common = {"EDGE_HOOK_ROOT": str(host), "RAUC_SYSTEM_COMPATIBLE": "edge-rpi-arm64", "HOOK": str(bundle_dir / "hook.sh")}
     assert run_hook("install-check", RAUC_MF_COMPATIBLE="edge-rpi-arm64", **common).returncode == 0  # no db yet
     make_db(host / "var/lib/edge/edge.db", 2)
     assert run_hook("install-check", RAUC_MF_COMPATIBLE="edge-rpi-arm64", **common).returncode == 0

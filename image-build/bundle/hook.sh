@@ -27,8 +27,9 @@ case ${1:-} in
 install-check)
     [ "${RAUC_MF_COMPATIBLE:-}" = "${RAUC_SYSTEM_COMPATIBLE:-}" ] \
         || reject "bundle is for '${RAUC_MF_COMPATIBLE:-?}', this device is '${RAUC_SYSTEM_COMPATIBLE:-?}'"
-    release=${RAUC_BUNDLE_MOUNT_POINT:-.}/edge-release
-    knows=$(sed -n 's/^schema=//p' "$release" 2>/dev/null)
+    # RAUC 1.8 runs this from the mounted bundle without telling where that is: beside us
+    release=$(dirname "$0")/edge-release
+    knows=$(sed -n 's/^schema=//p' "$release" 2>/dev/null || true)
     [ -n "$knows" ] || reject "bundle has no edge-release file with schema=: not an edge bundle"
     have=$(db_schema) || reject "cannot read the schema version of $HOST/var/lib/edge/edge.db"
     if [ "$have" -gt "$knows" ]; then
@@ -36,7 +37,15 @@ install-check)
     fi
     ;;
 slot-post-install)
-    mnt=${RAUC_SLOT_MOUNT_POINT:?no RAUC_SLOT_MOUNT_POINT}
+    # RAUC mounts the written slot for a post-install hook; mount it ourselves if it did not
+    mnt=${RAUC_SLOT_MOUNT_POINT:-}
+    if [ -z "$mnt" ]; then
+        mnt=$(mktemp -d /run/edge-hook.XXXXXX)
+        mount "${RAUC_SLOT_DEVICE:?no RAUC_SLOT_DEVICE}" "$mnt"
+        trap 'umount "$mnt"; rmdir "$mnt"' EXIT
+    elif [ -z "$HOST" ]; then
+        mount -o remount,rw "$mnt" 2>/dev/null || true
+    fi
     case ${RAUC_SLOT_NAME:-} in
     *.0) slot=A root=05 ;;
     *.1) slot=B root=06 ;;
