@@ -9,12 +9,15 @@ APT_PKGS := mosquitto mosquitto-clients socat python3-venv python3-gi \
 	gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-rtsp-server-1.0 \
 	gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp \
-	ffmpeg fonts-dejavu-core i2c-tools systemd rauc squashfs-tools dosfstools mtools openssl
+	ffmpeg fonts-dejavu-core i2c-tools systemd chromium nodejs rauc squashfs-tools dosfstools mtools openssl
 STAMP_APT  := $(VENV)/.apt-$(shell echo $(APT_PKGS) | md5sum | cut -c1-8)
 STAMP_PIP  := $(VENV)/.pip-$(shell cat pyproject.toml constraints.txt 2>/dev/null | md5sum | cut -c1-8)
+# the npm `onvif` package (what UniFi Protect bundles), a test peer: pinned by its lock file
+NPM_DIR    := tests/onvif-npm
+STAMP_NPM  := $(NPM_DIR)/node_modules/.stamp-$(shell cat $(NPM_DIR)/package-lock.json 2>/dev/null | md5sum | cut -c1-8)
 
 .PHONY: setup demo test bench check-config clean image image-test image-tools bundle
-setup: $(STAMP_APT) $(STAMP_PIP)
+setup: $(STAMP_APT) $(STAMP_PIP) $(STAMP_NPM)
 
 $(STAMP_APT):
 	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
@@ -28,6 +31,12 @@ $(STAMP_APT):
 $(STAMP_PIP): $(STAMP_APT)
 	$(VPY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
 	@rm -f $(VENV)/.pip-*; touch $@
+
+$(STAMP_NPM): $(STAMP_APT)
+	@command -v npm >/dev/null || { echo "installing apt package: npm"; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends npm; }
+	cd $(NPM_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	@rm -f $(NPM_DIR)/node_modules/.stamp-*; touch $@
 
 demo: setup
 	$(VENV)/bin/edge demo
@@ -64,4 +73,4 @@ image-test: setup image-tools
 	$(VPY) image-build/image_test.py --out $(IMAGE_OUT) $(IMAGE_TEST_ARGS)
 
 clean:
-	rm -rf $(VENV) var build *.egg-info
+	rm -rf $(VENV) var build *.egg-info $(NPM_DIR)/node_modules

@@ -195,7 +195,7 @@ def gpio_pin(svc, relay: str):
     """The mock pin behind a GPIO relay (its history holds (monotonic, state) per change)."""
     relays = svc.component("relays")
     ch = relays.channels[relay]
-    return ch.board.board.devices[ch.index - 1].pin
+    return ch.board.pin(ch.index)
 
 
 async def modbus_run(mqtt_port: int, board: BoardProcess, label: str) -> list[float]:

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from edge import config as config_mod  # noqa: E402
-from edge.relays import RelayService  # noqa: E402
+from edge.relays.service import RelayService  # noqa: E402
 from edge.service import build_context  # noqa: E402
 from edge.store.component import StoreComponent  # noqa: E402
 

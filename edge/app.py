@@ -18,6 +18,7 @@ import random
 import signal
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .component import Component, Health
 from .context import Context
@@ -163,6 +164,31 @@ class Supervisor:
             if slot.component.name == name:
                 return slot.component
         raise LookupError(f"no component {name!r} (have: {', '.join(s.component.name for s in self.slots)})")
+
+    async def replace(self, name: str, build: "Callable[[Component], Component]") -> Component:
+        """Stop the component called ``name`` and run ``build(old)`` in its place (same slot in
+        the start and stop order); returns the new one once its first start was tried. The
+        other components keep running (a config change applied live: edge.live_config)."""
+        slot = next((s for s in self.slots if s.component.name == name), None)
+        if slot is None:
+            raise LookupError(f"no component {name!r}")
+        old = slot.component
+        if slot.task is not None:
+            slot.task.cancel()
+            await asyncio.wait({slot.task}, timeout=CANCEL_BUDGET_S)
+        try:
+            await asyncio.wait_for(old.stop(), STOP_BUDGET_S)
+        except Exception as exc:  # noqa: BLE001 - the replacement still starts
+            log.error("stopping %s for its replacement failed: %s", name, exc)
+        await old.cancel_spawned(CANCEL_BUDGET_S)
+        new = _Slot(build(old))
+        self.slots[self.slots.index(slot)] = new
+        new.task = asyncio.create_task(self._lifecycle(new), name=f"component:{name}")
+        waiter = asyncio.ensure_future(new.first_attempt_done.wait())
+        await asyncio.wait({waiter}, timeout=STOP_BUDGET_S)
+        waiter.cancel()
+        log.info("component %s replaced (%s)", name, "running" if new.running else new.last_error or "starting")
+        return new.component
 
     # ---- whole service --------------------------------------------------------------
     def request_stop(self) -> None:

@@ -109,3 +109,11 @@ class HttpAuth:
                 expected = _h(algo, f"{ha1}:{p['nonce']}:{ha2}")
             return hmac.compare_digest(expected, p["response"].lower())
         return False
+
+
+# What a front middleware (the console's browser session) tells the credentials check: the
+# request is authenticated by a session (the user's name), or it is for a page anyone may load.
+from aiohttp import web as _web  # noqa: E402
+
+SESSION_USER = _web.RequestKey("session_user", str)
+PUBLIC = _web.RequestKey("public", bool)

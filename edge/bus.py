@@ -65,6 +65,25 @@ class SensorChanged(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class SensorAvailability(Event):
+    """A sensor's availability changed: ``online`` False once it was silent past its expected
+    interval or its bridge (Zigbee2MQTT availability, Z-Wave JS UI node status) said so;
+    ``battery_low`` from its ``battery_low`` field or its battery at/below the kind's threshold.
+    Published at start (every sensor online, nothing seen yet) and on every change of either."""
+
+    sensor: str
+    online: bool
+    battery_low: bool = False
+    last_seen: float | None = None  # wall time of its last message (None: none since start)
+    reason: str = ""  # why offline: "silent for 1h 05m (expected every 1h)", "zigbee2mqtt: offline"
+    ts: float = field(default_factory=_now)
+
+    @property
+    def key(self) -> str:
+        return self.sensor
+
+
+@dataclass(frozen=True, slots=True)
 class RelayChanged(Event):
     relay: str
     on: bool
@@ -78,7 +97,11 @@ class RelayChanged(Event):
 
 @dataclass(frozen=True, slots=True)
 class Alarm(Event):
-    """An alarm raised (``active``) or cleared. ``alarm`` is a stable id, e.g. ``front_door:open``."""
+    """An alarm raised (``active``) or cleared. ``alarm`` is a stable id, e.g. ``front_door:open``.
+
+    An active alarm is published again with ``acknowledged`` (and who did it in ``acked_by``)
+    when someone acknowledges it (console, front panel): consumers stop alerting for it
+    (the LCD drops its alarm screen, ONVIF clears the input) while it stays active."""
 
     alarm: str
     sensor: str
@@ -87,6 +110,8 @@ class Alarm(Event):
     message: str
     since: float = field(default_factory=_now)
     ts: float = field(default_factory=_now)
+    acknowledged: bool = False
+    acked_by: str = ""
 
     @property
     def key(self) -> str:

@@ -50,8 +50,9 @@ def run(config_path: Path, data_dir: Path | None, simulated: bool) -> None:
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("var"), show_default=True)
 def demo(config_path: Path, data_dir: Path) -> None:
     """Run the appliance on this machine with simulated hardware and its own MQTT broker."""
-    from .demo_runner import run_demo
+    from .demo_runner import run_demo, working_config
 
+    config_path = working_config(config_path, data_dir)
     cfg = _load_config(config_path)
     sys.exit(run_demo(cfg, data_dir, config_path))
 
@@ -90,13 +91,17 @@ def credentials_rotate(data_dir: Path) -> None:
     click.echo(f"password: {creds.password}")
 
 
+from .receivers.cli import report  # noqa: E402
 from .relays.cli import relay  # noqa: E402
+from .sensors.cli import sources  # noqa: E402
 from .store.cli import events  # noqa: E402
 from .update.cli import update  # noqa: E402
 from .uplink.cli import uplink  # noqa: E402
 
 cli.add_command(relay)
 cli.add_command(events)
+cli.add_command(report)
+cli.add_command(sources)
 cli.add_command(update)
 cli.add_command(uplink)
 

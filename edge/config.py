@@ -24,10 +24,11 @@ from pydantic import ValidationError
 from . import config_checks
 from .mqtt.config import MqttConfig
 from .onvif.config import OnvifConfig
+from .receivers.config import ReceiversConfig
 from .relays.config import RelaysConfig
 from .rules.config import RuleConfig
 from .section import ConfigError, KeyProblem, Loc, Problem, Section, format_loc
-from .sensors.config import SensorConfig
+from .sensors.config import SensorConfig, YoLinkSource
 from .service_config import ServiceConfig, SiteConfig
 from .setup.config import ButtonsConfig, LcdConfig, NetworkConfig
 from .store.config import StoreConfig
@@ -35,8 +36,8 @@ from .uplink.config import UplinkConfig
 from .video.config import VideoConfig
 from .web.config import WebConfig
 
-__all__ = ["Config", "ConfigError", "KeyProblem", "Problem", "Section", "format_loc", "key_lines", "load", "loads",
-           "validate", "write_value"]
+__all__ = ["Config", "ConfigError", "KeyProblem", "Problem", "Section", "backup_path", "format_loc", "key_lines",
+           "load", "loads", "replace_file", "validate", "write_value"]
 
 
 class Config(Section):
@@ -49,8 +50,10 @@ class Config(Section):
     video: VideoConfig = VideoConfig()
     mqtt: MqttConfig = MqttConfig()
     sensors: list[SensorConfig] = []
+    yolink: dict[str, YoLinkSource] = {}
     rules: list[RuleConfig] = []
     uplink: UplinkConfig = UplinkConfig()
+    receivers: ReceiversConfig = ReceiversConfig()
     lcd: LcdConfig = LcdConfig()
     buttons: ButtonsConfig = ButtonsConfig()
     network: NetworkConfig = NetworkConfig()
@@ -130,7 +133,7 @@ def validate(data: dict[str, Any], text: str = "", source: str = "<config>") -> 
     try:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
-        problems = []
+        problems, where = [], []
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
             cause = (err.get("ctx") or {}).get("error")
@@ -138,16 +141,22 @@ def validate(data: dict[str, Any], text: str = "", source: str = "<config>") -> 
             for sub_loc, msg in located:
                 full = loc + tuple(sub_loc)
                 problems.append(f"{_where(full, lines, source)}: {format_loc(full)}: {msg}")
-        raise ConfigError(source, problems) from None
+                where.append((full, msg))
+        raise ConfigError(source, problems, where) from None
     found = config_checks.problems(cfg)
     if found:
-        raise ConfigError(source, [_format_problem(p, lines, source) for p in found])
+        raise ConfigError(source, [_format_problem(p, lines, source) for p in found],
+                          [(p.loc, _problem_message(p, lines, source)) for p in found])
     return cfg
 
 
-def _format_problem(p: Problem, lines: dict[Loc, int], source: str) -> str:
+def _problem_message(p: Problem, lines: dict[Loc, int], source: str) -> str:
     related = [f"{format_loc(r)} ({_where(r, lines, source)})" for r in p.related]
-    return f"{_where(p.loc, lines, source)}: {format_loc(p.loc)}: {p.message.format(*related)}"
+    return p.message.format(*related)
+
+
+def _format_problem(p: Problem, lines: dict[Loc, int], source: str) -> str:
+    return f"{_where(p.loc, lines, source)}: {format_loc(p.loc)}: {_problem_message(p, lines, source)}"
 
 
 def load(path: str | Path) -> Config:
@@ -190,6 +199,23 @@ def write_value(path: str | Path, key_path: str, value: Any) -> None:
     table[parts[-1]] = value
     new_text = tomlkit.dumps(doc)
     loads(new_text, source=str(p))  # refuse to write a config that would not load
+    replace_file(p, new_text)
+
+
+def backup_path(path: str | Path) -> Path:
+    p = Path(path)
+    return p.with_name(p.name + ".bak")
+
+
+def replace_file(path: str | Path, new_text: str, *, backup: bool = False) -> None:
+    """Write ``new_text`` next to the file and rename it over it (a power cut leaves the old
+    or the new file, never half of one); ``backup`` keeps the previous file as ``<name>.bak``."""
+    p = Path(path)
+    if backup and p.exists():
+        bak = backup_path(p)
+        tmp_bak = bak.with_name(bak.name + ".new")
+        tmp_bak.write_bytes(p.read_bytes())
+        os.replace(tmp_bak, bak)
     tmp = p.with_suffix(p.suffix + ".new")
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(new_text)

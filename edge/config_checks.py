@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
+from . import kinds
 from .relays.config import MAX_PULSE_MS
 from .section import Loc, Problem
 
@@ -115,6 +116,14 @@ def _sensor_problems(cfg: "Config") -> Iterator[Problem]:
                           (("sensors", seen[s.id], "id"),))
         else:
             seen[s.id] = i
+        if s.source == "yolink":
+            names = sorted(cfg.yolink)
+            if s.yolink is not None and s.yolink not in cfg.yolink:
+                yield Problem(("sensors", i, "yolink"),
+                              f"{s.yolink!r} is not a [yolink.NAME] section (have: {', '.join(names) or 'none'})")
+            elif s.yolink is None and len(names) != 1:
+                yield Problem(("sensors", i, "source"), "source 'yolink' needs a [yolink.NAME] section" if not names else
+                              f"several YoLink sources ({', '.join(names)}): say which with yolink = \"NAME\"")
         if s.modbus is not None and s.modbus.board is not None:
             b = boards.get(s.modbus.board)
             if b is None or b.type == "gpio":
@@ -150,7 +159,49 @@ def _rule_problems(cfg: "Config") -> Iterator[Problem]:
                               f"{a.ms} ms is longer than the relay service runs a pulse ({MAX_PULSE_MS} ms at most)")
 
 
-CHECKS = (_sensor_problems, _rule_problems, _resource_problems)
+def _receiver_problems(cfg: "Config") -> Iterator[Problem]:
+    """Zones name known sensors; a rule's report action names a known receiver and a code it
+    can send (a Contact ID receiver needs a Contact ID event for it)."""
+    rc = cfg.receivers
+    ids = {s.id for s in cfg.sensors}
+    have = ", ".join(sorted(ids)) or "none"
+    tables: list[tuple[tuple[str, ...], dict[str, int]]] = [(("receivers", "zones"), rc.zones)]
+    for table in ("sia", "chekt", "webhook"):
+        for name, r in getattr(rc, table).items():
+            tables.append((("receivers", table, name, "zones"), r.zones))
+    for loc, zones in tables:
+        for sensor in zones:
+            if sensor not in ids:
+                yield Problem(loc + (sensor,), f"sensor {sensor!r} is not in [[sensors]] (have: {have})")
+    receivers = rc.all()
+    sensors = {s.id: s for s in cfg.sensors}
+    for i, r in enumerate(cfg.rules):
+        for j, a in enumerate(r.actions):
+            if a.report is None:
+                continue
+            loc = ("rules", i, "actions", j)
+            target = receivers.get(a.report)
+            if target is None:
+                yield Problem(loc + ("report",), f"unknown receiver {a.report!r} "
+                                                 f"(receivers: {', '.join(receivers) or 'none configured'})")
+                continue
+            sensor = sensors.get(r.sensor)
+            kind = a.kind or (sensor.kind if sensor is not None else "")
+            codes = kinds.report_codes(kind)
+            if a.code is None and codes is None:
+                yield Problem(loc + ("report",), f"kind {kind!r} has no report codes: give the action a code "
+                                                 "(e.g. code = \"KA\")")
+                continue
+            if rc.type_of(a.report) == "sia" and getattr(target, "format", "") == "ADM-CID":
+                cid = a.cid or (kinds.cid_code(a.code) if a.code else codes.cid if codes else None)
+                if cid is None:
+                    yield Problem(loc + ("code",), f"{a.report!r} is a Contact ID receiver and code {a.code} has no "
+                                                   "Contact ID event in the kinds table: give the action a cid")
+                if a.zone is not None and a.zone > 999:
+                    yield Problem(loc + ("zone",), "Contact ID zones are 0-999")
+
+
+CHECKS = (_sensor_problems, _rule_problems, _resource_problems, _receiver_problems)
 
 
 def problems(cfg: "Config") -> list[Problem]:

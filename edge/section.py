@@ -41,11 +41,14 @@ class Problem:
 
 
 class ConfigError(Exception):
-    """A config file that cannot be used. ``problems`` holds one line per problem."""
+    """A config file that cannot be used. ``problems`` holds one line per problem;
+    ``located`` the same problems as (key path, message) for a form to put each one next to
+    its field (empty when the file did not parse)."""
 
-    def __init__(self, path: str, problems: list[str]):
+    def __init__(self, path: str, problems: list[str], located: list[tuple[Loc, str]] | None = None):
         self.path = path
         self.problems = problems
+        self.located = located or []
         super().__init__("\n".join(problems))
 
 

@@ -61,6 +61,11 @@ def build_components(ctx: Context, supervisor_ref: Callable[[], Supervisor | Non
     from .store.component import StoreComponent
 
     comps: list[Component] = [StoreComponent(ctx), RelayService(ctx)]
+    if ctx.config.receivers.enabled:
+        from .receivers.component import ReceiversComponent
+
+        # after the store (its outbox), before the rules and sensors (their reports)
+        comps.append(ReceiversComponent(ctx))
     comps += sensor_path_components(ctx)
     if ctx.config.video.enabled:
         from .video.component import VideoComponent
@@ -75,6 +80,12 @@ def build_components(ctx: Context, supervisor_ref: Callable[[], Supervisor | Non
         from .setup.component import SetupComponent
 
         comps.append(SetupComponent(ctx))
+    from .console.component import ConsoleComponent
+    from .interfaces import SERVICE
+    from .live_config import LiveConfig
+
+    ctx.registry.provide(SERVICE, LiveConfig(ctx, supervisor_ref))
+    comps.append(ConsoleComponent(ctx))  # its session check goes in front of the web server's
     comps.append(WebComponent(ctx, supervisor_ref))
     return comps
 

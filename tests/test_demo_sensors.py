@@ -18,6 +18,7 @@ def demo_toml(mqtt_port: int) -> str:
     text = re.sub(r"(\[mqtt\]\nhost = \"127.0.0.1\"\nport = )1883", rf"\g<1>{mqtt_port}", text)
     text = text.replace("port = 8080", f"port = {free_port()}").replace("port = 5020", "port = 0")
     text = text.replace("[video]\n", "[video]\nenabled = false  # not under test here (fixed RTSP port)\n")
+    text = text.replace('primary = "127.0.0.1:7777"', f'primary = "127.0.0.1:{free_port()}"')  # the demo alarm receiver
     assert f"port = {mqtt_port}" in text
     return text
 

@@ -48,6 +48,17 @@ def seeds(user: str, password: str) -> list[bytes]:
                         "<ns0:InitialTerminationTime>PT10S</ns0:InitialTerminationTime>"), sec),
         s.envelope(s.op("PullMessages", s.TEV, "<ns0:Timeout>PT1S</ns0:Timeout><ns0:MessageLimit>5</ns0:MessageLimit>"), sec),
         s.envelope(s.op("GetRelayOutputOptions", s.TMD), sec),
+        # what NVRs probe and set (no Subscribe: its consumer address would be a real outbound request)
+        s.envelope(s.op("CreateProfile", s.TRT, "<ns0:Name>SynoProfile</ns0:Name>")),
+        s.envelope(s.op("GetOSDOptions", s.TRT, "<ns0:ConfigurationToken>dashboard_source_config</ns0:ConfigurationToken>"), sec),
+        s.envelope(s.op("SetVideoEncoderConfiguration", s.TRT,
+                        "<ns0:Configuration token='dashboard_h264'><Encoding>H264</Encoding><Resolution><Width>640</Width>"
+                        "<Height>360</Height></Resolution><Quality>5</Quality><RateControl><FrameRateLimit>2"
+                        "</FrameRateLimit><EncodingInterval>1</EncodingInterval><BitrateLimit>800</BitrateLimit>"
+                        "</RateControl><H264><GovLength>8</GovLength></H264></ns0:Configuration>"), sec),
+        s.envelope(s.op("SetImagingSettings", s.TIMG, "<ns0:VideoSourceToken>dashboard_source</ns0:VideoSourceToken>"
+                                                       "<ns0:ImagingSettings><Brightness>50</Brightness></ns0:ImagingSettings>"), sec),
+        s.envelope(s.op("SetSystemDateAndTime", inner="<ns0:DateTimeType>Manual</ns0:DateTimeType>"), sec),
         s.envelope(s.op("GetSystemDateAndTime"), soap=s.S11),
         BILLION_LAUGHS,
         XXE,

@@ -251,7 +251,7 @@ def test_bad_payload_logged_once_per_topic_per_minute(caplog):
 def test_router_never_raises(payload):
     got: list[SensorReading] = []
     sensors = [SensorConfig(id=f"s{i}", kind="contact", topic="t", adapter=a) for i, a in
-               enumerate(["zigbee2mqtt", "zwave", "yolink"])]
+               enumerate(["zigbee2mqtt", "zwave", "zwave_js_ui", "yolink"])]
     sensors.append(SensorConfig(id="g", topic="t", adapter="generic", fields={"v": {"path": "a.b"}}))
     r = Router(sensors, got.append, BadPayloadReporter(None))
     r.handle("t", payload)

@@ -110,7 +110,13 @@ async def test_states_events_discovery_and_availability(mosquitto, service_facto
             door_cfg = disc["homeassistant/binary_sensor/dev1/front_door/config"]
             assert door_cfg["device_class"] == "door"
             assert door_cfg["state_topic"] == "site/edge/dev1/sensor/front_door"
-            assert door_cfg["availability_topic"] == "site/edge/dev1/availability"
+            # available while edge is online and the sensor itself reports
+            assert door_cfg["availability"] == [{"topic": "site/edge/dev1/availability"},
+                                                {"topic": "site/edge/dev1/sensor/front_door/availability"}]
+            assert door_cfg["availability_mode"] == "all"
+            await wait_for(lambda: [p for t, p, _ in col.msgs if t == "site/edge/dev1/sensor/front_door/availability"],
+                           what="the door's own availability")
+            assert [p for t, p, _ in col.msgs if t == "site/edge/dev1/sensor/front_door/availability"][-1] == b"online"
             boiler_cfg = disc["homeassistant/sensor/dev1/boiler/config"]
             assert boiler_cfg["device_class"] == "temperature" and boiler_cfg["unit_of_measurement"] == "°C"
             assert [p for t, p, _ in col.msgs if t == "site/edge/dev1/availability"][-1] == b"online"

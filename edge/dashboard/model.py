@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable
 
 from .. import kinds
-from ..bus import Alarm, ComponentHealth, Event, SensorChanged
+from ..bus import Alarm, ComponentHealth, Event, SensorAvailability, SensorChanged
 from .words import TELEMETRY
 
 @dataclass(frozen=True)
@@ -23,6 +23,9 @@ class SensorView:
     kind: str
     state: dict[str, Any] = field(default_factory=dict)
     changed_at: float | None = None
+    online: bool = True  # False: silent past its expected interval (or its bridge says so)
+    battery_low: bool = False
+    last_seen: float | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ class Dashboard:
                 return self._sensor(ev)
             if isinstance(ev, Alarm):
                 return self._alarm(ev)
+            if isinstance(ev, SensorAvailability):
+                return self._availability(ev)
             if isinstance(ev, ComponentHealth):
                 old = self._links.get(ev.component)
                 new = LinkView(ev.component, ev.ok, ev.detail)
@@ -92,7 +97,19 @@ class Dashboard:
             old = SensorView(ev.sensor, ev.sensor, _guess_kind(ev.state))
         real_change = old.changed_at is None or any(f not in TELEMETRY for f in ev.changed)
         changed_at = ev.ts if real_change else old.changed_at
-        self._sensors[ev.sensor] = SensorView(old.id, old.name, old.kind, dict(ev.state), changed_at)
+        self._sensors[ev.sensor] = replace(old, state=dict(ev.state), changed_at=changed_at)
+        self.version += 1
+        return "sensor"
+
+    def _availability(self, ev: SensorAvailability) -> str | None:
+        old = self._sensors.get(ev.sensor)
+        if old is None:
+            if self._configured:
+                return None
+            old = SensorView(ev.sensor, ev.sensor, "generic")
+        if old.online == ev.online and old.battery_low == ev.battery_low:
+            return None
+        self._sensors[ev.sensor] = replace(old, online=ev.online, battery_low=ev.battery_low, last_seen=ev.last_seen)
         self.version += 1
         return "sensor"
 

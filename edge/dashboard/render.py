@@ -157,7 +157,7 @@ class Renderer:
             self._tile(d, s, now, x0, y0, tw, th)
 
     def _tile(self, d: ImageDraw.ImageDraw, s: SensorView, now: float, x0: float, y0: float, tw: float, th: float) -> None:
-        sw = words.describe(s.kind, s.state)
+        sw = words.describe(s.kind, s.state) if s.online else words.StateWords("OFFLINE", words.GREY)
         radius = round(min(tw, th) * 0.06)
         d.rounded_rectangle((x0, y0, x0 + tw, y0 + th), radius=radius, fill=sw.colour)
         pad = max(3, round(min(tw, th) * 0.07))
@@ -184,6 +184,9 @@ class Renderer:
             t = f"{bat:.0f}%"
             d.text((x, ybase), t, font=fsmall, fill=WHITE, anchor="ls")
             x += d.textlength(t, font=fsmall) + bh * 0.6
+        elif s.battery_low:
+            d.text((x, ybase), "BATT LOW", font=fsmall, fill=(255, 230, 0), anchor="ls")
+            x += d.textlength("BATT LOW", font=fsmall) + bh * 0.6
         bars = words.signal_bars(s.state)
         if bars is not None:
             bwid = bh * 0.3
@@ -195,8 +198,9 @@ class Renderer:
                 else:
                     d.rectangle(box, outline=WHITE, width=1)
             x += 4 * bwid * 1.4 + bh * 0.5
-        if s.changed_at is not None:
-            t = words.age(now - s.changed_at)
+        since = s.changed_at if s.online else s.last_seen  # offline: how long it has been silent
+        if since is not None:
+            t = words.age(now - since)
             tw_ = d.textlength(t, font=fsmall)
             if x0 + tw - pad - tw_ > x:
                 d.text((x0 + tw - pad, ybase), t, font=fsmall, fill=WHITE, anchor="rs")

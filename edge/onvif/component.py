@@ -1,6 +1,7 @@
 """The ONVIF component: registers the SOAP endpoints on ``ctx.web`` (open at the HTTP layer:
-they check WS-Security/Digest themselves), feeds bus events to PullPoint subscriptions,
-expires them, and runs WS-Discovery."""
+they check WS-Security/Digest themselves), feeds bus events to the event subscriptions (pull
+and push), expires them, keeps what clients set (relay settings; the video component keeps
+its encoder settings), and runs WS-Discovery."""
 
 from __future__ import annotations
 
@@ -10,14 +11,17 @@ from typing import Any, Callable
 
 from prometheus_client import Counter, Gauge
 
-from ..bus import Alarm, RelayChanged
+from ..bus import Alarm, RelayChanged, SensorAvailability
 from ..component import Component, Health
 from .core import PATHS, Core
 from .device import DeviceService
 from .deviceio import DeviceIOService
 from .discovery import Discovery
 from .events import EventHub, EventsService
+from .imaging import ImagingService
 from .media import MediaService
+from .probes import Probes
+from .push import PushService
 from .security import FailureBrake
 from .soap import Dispatcher
 
@@ -31,7 +35,7 @@ class _Metrics:
         self.requests = Counter("edge_onvif_requests", "ONVIF SOAP requests handled", registry=registry)
         self.faults = Counter("edge_onvif_faults", "ONVIF SOAP faults returned", registry=registry)
         self.auth_failures = Counter("edge_onvif_auth_failures", "ONVIF requests with wrong credentials", registry=registry)
-        self.subscriptions = Gauge("edge_onvif_subscriptions", "ONVIF PullPoint subscriptions alive", registry=registry)
+        self.subscriptions = Gauge("edge_onvif_subscriptions", "ONVIF event subscriptions alive (PullPoint and push)", registry=registry)
         self.probes = Counter("edge_onvif_discovery_probes", "WS-Discovery probes received", registry=registry)
 
 
@@ -43,9 +47,14 @@ def build_dispatcher(core: Core) -> Dispatcher:
     core.media = MediaService(core)  # type: ignore[attr-defined]
     core.deviceio = DeviceIOService(core)  # type: ignore[attr-defined]
     core.events = EventHub(core)
+    core.imaging = ImagingService(core)  # type: ignore[attr-defined]
     DeviceService(core).register(d)
     core.media.register(d)  # type: ignore[attr-defined]
+    core.imaging.register(d)  # type: ignore[attr-defined]
+    Probes(core).register(d)
     EventsService(core, core.events).register(d)
+    core.push = PushService(core, core.events)  # type: ignore[attr-defined]
+    core.push.register(d)  # type: ignore[attr-defined]
     core.deviceio.register(d)  # type: ignore[attr-defined]
     return d
 
@@ -59,6 +68,7 @@ class OnvifComponent(Component):
         self.cfg = ctx.config.onvif
         self.core = Core(ctx, supervisor_ref)
         self.dispatcher = build_dispatcher(self.core)
+        self.core.push.spawn = self.spawn  # type: ignore[attr-defined]
         self.discovery: Discovery | None = None
         self.m = _Metrics(ctx.metrics.registry)
         self._counted = {"requests": 0, "faults": 0, "auth_failures": 0}
@@ -71,7 +81,7 @@ class OnvifComponent(Component):
         # subscribe first: the replayed last values give every sensor's and relay's state
         if self._sub is not None:  # restarted after a failure
             self._sub.close()
-        self._sub = self.ctx.bus.subscribe(Alarm, RelayChanged, maxsize=2000, name="onvif")
+        self._sub = self.ctx.bus.subscribe(Alarm, RelayChanged, SensorAvailability, maxsize=2000, name="onvif")
         if self.cfg.discovery and self.discovery is None:
             creds = self.ctx.credentials.get()
             d = Discovery(port=self.cfg.discovery_port, device_uuid=creds.device_uuid, scopes=self.core.scopes,
@@ -127,6 +137,7 @@ class OnvifComponent(Component):
 
     async def stop(self) -> None:
         self.core.events.close_all()
+        await self.core.push.close()  # type: ignore[attr-defined]
         if self._sub is not None:
             self._sub.close()
             self._sub = None

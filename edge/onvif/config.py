@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from ..section import Section
@@ -21,11 +23,16 @@ class OnvifConfig(Section):
     max_body_bytes: int = Field(256 * 1024, ge=4096, le=4 * 1024 * 1024, description="largest SOAP request accepted")
     auth_free_failures: int = Field(3, ge=0, le=100, description="failed logins per address before answers slow down")
     auth_delay_max_s: float = Field(5.0, ge=0, le=60, description="longest delay added to a failed login")
-    max_subscriptions: int = Field(8, ge=1, le=100, description="PullPoint subscriptions alive at once")
+    max_subscriptions: int = Field(8, ge=1, le=100, description="event subscriptions (PullPoint and push) alive at once")
     subscription_default_s: int = Field(60, ge=5, le=86400)
     subscription_max_s: int = Field(3600, ge=10, le=86400, description="longest termination time granted")
     pull_timeout_max_s: float = Field(20.0, gt=0, le=60, description="PullMessages long-poll cap")
     queue_per_subscription: int = Field(200, ge=10, le=10000)
+    motion_mirror: Literal["motion", "alarms", "off"] = Field(
+        "motion", description="which sensor alarms also show as motion of the camera (VideoSource/MotionAlarm and "
+                              "RuleEngine/CellMotionDetector/Motion) for NVRs that record on motion only: motion "
+                              "sensors, every alarm, or none")
+    push_timeout_s: float = Field(5.0, gt=0, le=60, description="a push subscription's Notify POST gives up after this long")
 
     @field_validator("extra_scopes")
     @classmethod

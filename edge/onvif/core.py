@@ -3,12 +3,13 @@ edge (relays, video, sensors) through the registry (``edge.interfaces``) and the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import quote
 
 from .. import __version__ as edge_version
 from ..interfaces import RELAYS, VIDEO
+from . import kept
 from .soap import SoapRequest
 
 if TYPE_CHECKING:
@@ -18,8 +19,10 @@ DEVICE_PATH = "/onvif/device_service"
 MEDIA_PATH = "/onvif/media_service"
 EVENTS_PATH = "/onvif/events_service"
 DEVICEIO_PATH = "/onvif/deviceio_service"
+IMAGING_PATH = "/onvif/imaging_service"
 PULLPOINT_PATH = "/onvif/pullpoint"
-PATHS = (DEVICE_PATH, MEDIA_PATH, EVENTS_PATH, DEVICEIO_PATH, PULLPOINT_PATH)
+SUBSCRIPTION_PATH = "/onvif/subscription"  # WS-BaseNotification (push) subscription manager
+PATHS = (DEVICE_PATH, MEDIA_PATH, EVENTS_PATH, DEVICEIO_PATH, IMAGING_PATH, PULLPOINT_PATH, SUBSCRIPTION_PATH)
 
 SCOPE_BASE = "onvif://www.onvif.org/"
 
@@ -41,7 +44,10 @@ class Core:
         self.ctx = ctx
         self.cfg = ctx.config.onvif
         self.supervisor_ref = supervisor_ref or (lambda: None)
-        self.relay_settings: dict[str, RelaySettings] = {}
+        # what SetRelayOutputSettings set, kept in the data dir (edge/onvif/kept.py)
+        self.relay_settings: dict[str, RelaySettings] = {
+            name: RelaySettings(v["mode"], v["delay_s"], v["idle"])
+            for name, v in kept.load_relay_settings(getattr(ctx, "data_dir", None)).items()}
         self.discoverable = self.cfg.discovery
         self.events: Any = None  # events.EventHub, set by the component
         self.version = edge_version
@@ -114,6 +120,11 @@ class Core:
             return list(r.describe())
         except Exception:  # noqa: BLE001
             return []
+
+    def save_relay_settings(self) -> None:
+        """Blocking (a file write): keep the relay settings for the next start."""
+        kept.save_relay_settings(getattr(self.ctx, "data_dir", None),
+                                 {name: asdict(s) for name, s in self.relay_settings.items()})
 
     def settings_for(self, name: str, info: Any = None) -> RelaySettings:
         s = self.relay_settings.get(name)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import netinfo
 from . import ns as nsmod
-from .core import DEVICE_PATH, DEVICEIO_PATH, EVENTS_PATH, MEDIA_PATH, Core
+from .core import DEVICE_PATH, DEVICEIO_PATH, EVENTS_PATH, IMAGING_PATH, MEDIA_PATH, Core
 from .ns import E
 from .soap import Dispatcher, SoapRequest, sender
 
@@ -87,13 +87,15 @@ class DeviceService:
             return core.events.capabilities_element()
         if namespace == nsmod.NS["tmd"]:
             return core.deviceio.capabilities_element()
+        if namespace == nsmod.NS["timg"]:
+            return core.imaging.capabilities_element()
         return None
 
     async def GetServices(self, req: SoapRequest):
         include = (req.param("IncludeCapability") or "false").lower() in ("true", "1")
         out = []
         for namespace, path in ((TDS, DEVICE_PATH), (nsmod.NS["trt"], MEDIA_PATH), (nsmod.NS["tev"], EVENTS_PATH),
-                                (nsmod.NS["tmd"], DEVICEIO_PATH)):
+                                (nsmod.NS["tmd"], DEVICEIO_PATH), (nsmod.NS["timg"], IMAGING_PATH)):
             caps = None
             if include:
                 caps = E("tds:Capabilities", self.service_capabilities(namespace))
@@ -106,16 +108,17 @@ class DeviceService:
 
     async def GetCapabilities(self, req: SoapRequest):
         cats = [c.text.strip() for c in req.body if isinstance(c.tag, str) and c.text and c.text.strip()] or ["All"]
-        unsupported = [c for c in cats if c not in ("All", "Device", "Events", "Media")]
+        unsupported = [c for c in cats if c not in ("All", "Device", "Events", "Imaging", "Media")]
         if unsupported:
-            raise sender(f"capability category {unsupported[0]!r} is not supported (All, Device, Events, Media are)",
+            raise sender(f"capability category {unsupported[0]!r} is not supported (All, Device, Events, Imaging, "
+                         "Media are)",
                          "ter:ActionNotSupported", "ter:NoSuchService")
         want = set(cats)
         every = "All" in want
         core = self.core
         n_relays = len(core.relay_names())
         n_inputs = len(core.sensors())
-        device = events = media = ext = None
+        device = events = imaging = media = ext = None
         if every or "Device" in want:
             device = E(
                 "tt:Device",
@@ -133,6 +136,8 @@ class DeviceService:
         if every or "Events" in want:
             events = E("tt:Events", E("tt:XAddr", core.xaddr(req, EVENTS_PATH)), E("tt:WSSubscriptionPolicySupport", False),
                        E("tt:WSPullPointSupport", True), E("tt:WSPausableSubscriptionManagerInterfaceSupport", False))
+        if every or "Imaging" in want:
+            imaging = E("tt:Imaging", E("tt:XAddr", core.xaddr(req, IMAGING_PATH)))
         if every or "Media" in want:
             media = E("tt:Media", E("tt:XAddr", core.xaddr(req, MEDIA_PATH)),
                       E("tt:StreamingCapabilities", E("tt:RTPMulticast", False), E("tt:RTP_TCP", True),
@@ -141,7 +146,7 @@ class DeviceService:
             ext = E("tt:Extension", E("tt:DeviceIO", E("tt:XAddr", core.xaddr(req, DEVICEIO_PATH)), E("tt:VideoSources", 1),
                                       E("tt:VideoOutputs", 0), E("tt:AudioSources", 0), E("tt:AudioOutputs", 0),
                                       E("tt:RelayOutputs", n_relays)))
-        return E("tds:GetCapabilitiesResponse", E("tds:Capabilities", device, events, media, ext))
+        return E("tds:GetCapabilitiesResponse", E("tds:Capabilities", device, events, imaging, media, ext))
 
     # ---- identity and network -----------------------------------------------------------
     async def GetDeviceInformation(self, req: SoapRequest):
@@ -238,7 +243,7 @@ class DeviceService:
         return E("tds:SetRelayOutputStateResponse")
 
     async def SetRelayOutputSettings(self, req: SoapRequest):
-        self.core.deviceio.set_settings(req)
+        await self.core.deviceio.set_settings(req)
         return E("tds:SetRelayOutputSettingsResponse")
 
 

@@ -3,12 +3,13 @@ with the Device service (both use tds:GetRelayOutputs / tds:SetRelayOutputState)
 
 SetRelayOutputState drives the real relay service (``interfaces.RELAYS``), which audits
 every command: Monostable + DelayTime -> ``pulse(name, ms)``; Bistable -> ``set(name, on)``;
-``inactive`` always switches off. Relays idle open (their safe state); a relay whose pulse
-length is set here keeps it until restart.
+``inactive`` always switches off. Relays idle open (their safe state). SetRelayOutputSettings
+is kept across restarts (edge/onvif/kept.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from . import ns as nsmod
@@ -72,7 +73,7 @@ class DeviceIOService:
                            "ter:Action", "ter:RelayFailed")
         log.info("relay %s %s via ONVIF from %s (%s)", name, state, req.http.remote, s.mode)
 
-    def set_settings(self, req: SoapRequest, token: str | None = None, props=None) -> None:
+    async def set_settings(self, req: SoapRequest, token: str | None = None, props=None) -> None:
         name = self._relay_token(token if token is not None else req.param("RelayOutputToken"))
         props = props if props is not None else req.param_el("Properties")
         if props is None:
@@ -94,7 +95,8 @@ class DeviceIOService:
             raise SoapFault("Sender", ("ter:InvalidArgVal", "ter:IdleStateNotSupported"),
                             "relays idle open (their safe state); IdleState closed is not supported")
         self.core.relay_settings[name] = RelaySettings(mode, delay, idle)
-        log.info("relay %s settings via ONVIF: %s %.3f s", name, mode, delay)
+        await asyncio.to_thread(self.core.save_relay_settings)
+        log.info("relay %s settings via ONVIF: %s %.3f s (kept)", name, mode, delay)
 
     # ---- DeviceIO operations ----------------------------------------------------------
     async def GetServiceCapabilities(self, req: SoapRequest):
@@ -113,7 +115,7 @@ class DeviceIOService:
         relay = req.param_el("RelayOutput")
         if relay is None:
             raise sender("RelayOutput is required", "ter:InvalidArgVal")
-        self.set_settings(req, token=relay.get("token") or "", props=nsmod.find_anyns(relay, "Properties"))
+        await self.set_settings(req, token=relay.get("token") or "", props=nsmod.find_anyns(relay, "Properties"))
         return E("tmd:SetRelayOutputSettingsResponse")
 
     async def GetDigitalInputs(self, req: SoapRequest):

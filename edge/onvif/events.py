@@ -1,15 +1,16 @@
-"""Events service (http://www.onvif.org/ver10/events/wsdl): real-time PullPoint.
+"""Events service (http://www.onvif.org/ver10/events/wsdl): real-time PullPoint, and the
+state the push subscriptions (edge/onvif/push.py) share with it.
 
-Bus events become ONVIF notifications:
-- ``Alarm`` for a sensor -> ``tns1:Device/Trigger/DigitalInput`` (Source InputToken = sensor
-  id, Data LogicalState = whether any alarm of that sensor is active); motion sensors also
-  ``tns1:VideoSource/MotionAlarm`` (Source VideoSourceToken, Data State).
-- ``RelayChanged`` -> ``tns1:Device/Trigger/Relay`` (RelayToken, LogicalState active/inactive).
+Bus events become ONVIF notifications (edge/onvif/topics.py): ``Alarm`` for a sensor ->
+DigitalInput (and the motion mirror, ``[onvif] motion_mirror``); ``RelayChanged`` -> Relay;
+``SensorAvailability`` -> edge's own Sensor/Availability topic (ONVIF has none for a silent
+sensor; clients that do not know it skip it).
 
-A new subscription and SetSynchronizationPoint queue ``Initialized`` messages with every
-current state; later transitions are ``Changed``. Subscriptions expire at their termination
-time, are bounded in number and in queued messages (oldest dropped first, counted), and
-PullMessages long-polls up to a cap.
+Every subscription, pull or push, gets every notification (Protect keeps its own, Home
+Assistant its own). A new subscription and SetSynchronizationPoint queue ``Initialized``
+messages with every current state; later transitions are ``Changed``. Subscriptions expire
+at their termination time, are bounded in number and in queued messages (oldest dropped
+first, counted), and PullMessages long-polls up to a cap.
 """
 
 from __future__ import annotations
@@ -22,30 +23,19 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..bus import Alarm, RelayChanged
+from ..bus import Alarm, RelayChanged, SensorAvailability
 from . import ns as nsmod
 from .core import PULLPOINT_PATH, Core
-from .media import SOURCE_TOKEN
 from .ns import E
 from .soap import Dispatcher, SoapFault, SoapRequest, sender
+from .topics import (Notification, availability_note, input_note, message_element, motion_notes, relay_note,
+                     topic_set)
 
 log = logging.getLogger("edge.onvif.events")
 
 TEV = nsmod.NS["tev"]
 WSNT = nsmod.NS["wsnt"]
-T_INPUT = "tns1:Device/Trigger/DigitalInput"
-T_RELAY = "tns1:Device/Trigger/Relay"
-T_MOTION = "tns1:VideoSource/MotionAlarm"
 MOTION_KINDS = {"motion", "occupancy"}
-
-
-@dataclass(frozen=True)
-class Notification:
-    topic: str
-    source: tuple[tuple[str, str], ...]
-    data: tuple[tuple[str, str], ...]
-    operation: str  # Initialized | Changed
-    ts: float
 
 
 @dataclass
@@ -57,6 +47,7 @@ class PullPoint:
     dropped: int = 0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     closed: bool = False
+    kind: str = "pull"
 
     def wants(self, topic: str) -> bool:
         return not self.filters or any(topic == f or topic.startswith(f + "/") for f in self.filters)
@@ -78,12 +69,14 @@ class EventHub:
     def __init__(self, core: Core):
         self.core = core
         self.cfg = core.cfg
-        self.subs: dict[str, PullPoint] = {}
+        self.subs: dict[str, Any] = {}  # PullPoint | push.PushSubscription, by id
         self.alarms: dict[str, set[str]] = {}  # sensor -> active alarm ids
-        self.motion_sensors: set[str] = {getattr(x, "id", "") for x in core.sensors()
-                                         if str(getattr(x, "kind", "")) in MOTION_KINDS}
+        self.mirror = getattr(self.cfg, "motion_mirror", "motion")  # "motion" | "alarms" | "off"
+        self.motion_sensors: set[str] = {getattr(x, "id", "") for x in core.sensors() if self._mirrored(
+            getattr(x, "id", ""), str(getattr(x, "kind", "")))}
         self.motion_on = False
         self.relays: dict[str, bool] = {}
+        self.availability: dict[str, tuple[bool, bool]] = {}  # sensor -> (online, battery low)
         self.published = 0
 
     # ---- state from the bus -------------------------------------------------------------
@@ -93,30 +86,41 @@ class EventHub:
     def motion_state(self) -> bool:
         return any(self.input_state(s) for s in self.motion_sensors)
 
-    def _is_motion(self, sensor: str, kind: str) -> bool:
-        return kind.lower() in MOTION_KINDS or self.core.sensor_kind(sensor) in MOTION_KINDS
+    def _mirrored(self, sensor: str, kind: str) -> bool:
+        """Whether this sensor's alarms show as motion of the video source."""
+        if self.mirror == "alarms":
+            return True
+        if self.mirror == "motion":
+            return kind.lower() in MOTION_KINDS or self.core.sensor_kind(sensor) in MOTION_KINDS
+        return False
 
     def handle(self, ev: Any) -> None:
         if isinstance(ev, Alarm):
             before = self.input_state(ev.sensor)
             active = self.alarms.setdefault(ev.sensor, set())
-            (active.add if ev.active else active.discard)(ev.alarm)
+            # an acknowledged alarm stops alerting the NVR (the installer has seen it)
+            (active.add if ev.active and not ev.acknowledged else active.discard)(ev.alarm)
             after = self.input_state(ev.sensor)
             out = []
             if after != before:
-                out.append(self._input(ev.sensor, after, "Changed", ev.ts))
-            if self._is_motion(ev.sensor, ev.kind):
-                # one video source: its MotionAlarm is on while any motion sensor is
+                out.append(input_note(ev.sensor, after, "Changed", ev.ts))
+            if self._mirrored(ev.sensor, ev.kind):
+                # one video source: it is in motion while any mirrored sensor is in alarm
                 self.motion_sensors.add(ev.sensor)
                 state = self.motion_state()
                 if state != self.motion_on:
                     self.motion_on = state
-                    out.append(self._motion(state, "Changed", ev.ts))
+                    out.extend(motion_notes(state, "Changed", ev.ts))
             self.broadcast(out)
+        elif isinstance(ev, SensorAvailability):
+            now = (ev.online, ev.battery_low)
+            if self.availability.get(ev.sensor) != now:
+                self.availability[ev.sensor] = now
+                self.broadcast([availability_note(ev.sensor, now, "Changed", ev.ts)])
         elif isinstance(ev, RelayChanged):
             if self.relays.get(ev.relay) != ev.on:
                 self.relays[ev.relay] = ev.on
-                self.broadcast([self._relay(ev.relay, ev.on, "Changed", ev.ts)])
+                self.broadcast([relay_note(ev.relay, ev.on, "Changed", ev.ts)])
 
     def broadcast(self, notes: list[Notification]) -> None:
         if not notes:
@@ -126,27 +130,17 @@ class EventHub:
             for n in notes:
                 sub.push(n)
 
-    @staticmethod
-    def _input(sensor: str, state: bool, op: str, ts: float) -> Notification:
-        return Notification(T_INPUT, (("InputToken", sensor),), (("LogicalState", "true" if state else "false"),), op, ts)
-
-    @staticmethod
-    def _motion(state: bool, op: str, ts: float) -> Notification:
-        return Notification(T_MOTION, (("VideoSourceToken", SOURCE_TOKEN),), (("State", "true" if state else "false"),), op, ts)
-
-    @staticmethod
-    def _relay(name: str, on: bool, op: str, ts: float) -> Notification:
-        return Notification(T_RELAY, (("RelayToken", name),), (("LogicalState", "active" if on else "inactive"),), op, ts)
-
     def snapshot(self) -> list[Notification]:
         """Every current state as ``Initialized`` messages."""
         now = time.time()
         out: list[Notification] = []
         sensors = [getattr(s, "id", "") for s in self.core.sensors()]
         for sid in dict.fromkeys([s for s in sensors if s] + sorted(self.alarms)):
-            out.append(self._input(sid, self.input_state(sid), "Initialized", now))
+            out.append(input_note(sid, self.input_state(sid), "Initialized", now))
         if self.motion_sensors:
-            out.append(self._motion(self.motion_state(), "Initialized", now))
+            out.extend(motion_notes(self.motion_state(), "Initialized", now))
+        for sid, state in sorted(self.availability.items()):
+            out.append(availability_note(sid, state, "Initialized", now))
         relays = self.core.relays
         for name in dict.fromkeys(self.core.relay_names() + sorted(self.relays)):
             on = None
@@ -157,7 +151,7 @@ class EventHub:
                     on = None
             if on is None:
                 on = self.relays.get(name, False)
-            out.append(self._relay(name, bool(on), "Initialized", now))
+            out.append(relay_note(name, bool(on), "Initialized", now))
         return out
 
     # ---- subscriptions ----------------------------------------------------------------
@@ -168,7 +162,7 @@ class EventHub:
             self._close(s)
         return len(gone)
 
-    def _close(self, sub: PullPoint) -> None:
+    def _close(self, sub: Any) -> None:
         sub.closed = True
         self.subs.pop(sub.id, None)
         sub.wake.set()
@@ -195,7 +189,7 @@ class EventHub:
                             "termination time is in the past")
         return min(at, now + self.cfg.subscription_max_s)
 
-    def subscription(self, req: SoapRequest) -> PullPoint:
+    def subscription(self, req: SoapRequest) -> Any:
         sid = req.http.query.get("sub", "")
         sub = self.subs.get(sid)
         if sub is None or sub.closed or sub.expires <= time.time():
@@ -204,12 +198,18 @@ class EventHub:
             raise _resource_unknown("no such subscription (it expired or was unsubscribed); create a new one")
         return sub
 
-    def address(self, req: SoapRequest, sub: PullPoint) -> str:
-        return f"http://{req.host}{PULLPOINT_PATH}?sub={sub.id}"
+    def address(self, req: SoapRequest, sub: Any) -> str:
+        path = getattr(sub, "path", PULLPOINT_PATH)
+        return f"http://{req.host}{path}?sub={sub.id}"
+
+    def room_for_one_more(self, now: float) -> bool:
+        self.expire(now)
+        return len(self.subs) < self.cfg.max_subscriptions
 
     def capabilities_element(self):
         return E("tev:Capabilities", WSSubscriptionPolicySupport=False, WSPullPointSupport=True,
-                 WSPausableSubscriptionManagerInterfaceSupport=False, MaxNotificationProducers=0,
+                 WSPausableSubscriptionManagerInterfaceSupport=False,
+                 MaxNotificationProducers=self.cfg.max_subscriptions,
                  MaxPullPoints=self.cfg.max_subscriptions, PersistentNotificationStorage=False)
 
 
@@ -230,23 +230,11 @@ class EventsService:
         return E("tev:GetServiceCapabilitiesResponse", self.hub.capabilities_element())
 
     async def GetEventProperties(self, req: SoapRequest):
-        def desc(source: tuple[str, str], data: tuple[str, str]):
-            return E("tt:MessageDescription",
-                     E("tt:Source", E("tt:SimpleItemDescription", Name=source[0], Type=source[1])),
-                     E("tt:Data", E("tt:SimpleItemDescription", Name=data[0], Type=data[1])),
-                     IsProperty=True)
-
-        topic = {f"{{{nsmod.NS['wstop']}}}topic": "true"}
-        digital = E("tns1:DigitalInput", desc(("InputToken", "tt:ReferenceToken"), ("LogicalState", "xs:boolean")))
-        relay = E("tns1:Relay", desc(("RelayToken", "tt:ReferenceToken"), ("LogicalState", "tt:RelayLogicalState")))
-        motion = E("tns1:MotionAlarm", desc(("VideoSourceToken", "tt:ReferenceToken"), ("State", "xs:boolean")))
-        for el in (digital, relay, motion):
-            el.attrib.update(topic)
         return E(
             "tev:GetEventPropertiesResponse",
             E("tev:TopicNamespaceLocation", "http://www.onvif.org/onvif/ver10/topics/topicns.xml"),
             E("wsnt:FixedTopicSet", True),
-            E("wstop:TopicSet", E("tns1:Device", E("tns1:Trigger", digital, relay)), E("tns1:VideoSource", motion)),
+            topic_set(self.hub.mirror != "off"),
             E("wsnt:TopicExpressionDialect", nsmod.TOPIC_DIALECT),
             E("wsnt:TopicExpressionDialect", "http://docs.oasis-open.org/wsn/t-1/TopicExpression/Concrete"),
             E("tev:MessageContentFilterDialect", "http://www.onvif.org/ver10/tev/messageContentFilter/ItemFilter"),
@@ -256,21 +244,12 @@ class EventsService:
     async def CreatePullPointSubscription(self, req: SoapRequest):
         hub = self.hub
         now = time.time()
-        hub.expire(now)
-        if len(hub.subs) >= hub.cfg.max_subscriptions:
+        if not hub.room_for_one_more(now):
             raise SoapFault("Receiver", ("ter:Action", "ter:MaxPullPointsReached"),
                             f"all {hub.cfg.max_subscriptions} pull points are in use; unsubscribe one or wait for one to expire")
         expires = hub._termination(req.param("InitialTerminationTime"), now)
-        filters: list[str] = []
-        flt = req.param_el("Filter")
-        if flt is not None:
-            for c in flt:
-                if isinstance(c.tag, str) and nsmod.local(c) == "TopicExpression" and c.text:
-                    for part in c.text.split("|"):
-                        part = part.strip().rstrip("/").replace("//.", "")
-                        if part:
-                            filters.append(part)
-        sub = PullPoint(secrets.token_urlsafe(12), expires, deque(maxlen=hub.cfg.queue_per_subscription), tuple(filters))
+        filters = topic_filters(req.param_el("Filter"))
+        sub = PullPoint(secrets.token_urlsafe(12), expires, deque(maxlen=hub.cfg.queue_per_subscription), filters)
         hub.subs[sub.id] = sub
         for n in hub.snapshot():
             sub.push(n)
@@ -283,6 +262,8 @@ class EventsService:
     async def PullMessages(self, req: SoapRequest):
         hub = self.hub
         sub = hub.subscription(req)
+        if sub.kind != "pull":
+            raise _resource_unknown("this is a push subscription: its messages are sent to the consumer, not pulled")
         try:
             timeout = nsmod.parse_duration(req.param("Timeout") or "PT0S")
         except ValueError:
@@ -310,21 +291,7 @@ class EventsService:
         return E("tev:PullMessagesResponse",
                  E("tev:CurrentTime", nsmod.xs_datetime()),
                  E("tev:TerminationTime", nsmod.xs_datetime(sub.expires)),
-                 [self._message(n, address) for n in notes])
-
-    @staticmethod
-    def _message(n: Notification, address: str):
-        return E(
-            "wsnt:NotificationMessage",
-            E("wsnt:SubscriptionReference", E("wsa:Address", address)),
-            E("wsnt:Topic", n.topic, Dialect=nsmod.TOPIC_DIALECT),
-            E("wsnt:Message", E(
-                "tt:Message",
-                E("tt:Source", [E("tt:SimpleItem", Name=k, Value=v) for k, v in n.source]),
-                E("tt:Data", [E("tt:SimpleItem", Name=k, Value=v) for k, v in n.data]),
-                UtcTime=nsmod.xs_datetime(n.ts, millis=True), PropertyOperation=n.operation,
-            )),
-        )
+                 [message_element(n, address) for n in notes])
 
     async def SetSynchronizationPoint(self, req: SoapRequest):
         sub = self.hub.subscription(req)
@@ -342,5 +309,18 @@ class EventsService:
     async def Unsubscribe(self, req: SoapRequest):
         sub = self.hub.subscription(req)
         self.hub._close(sub)
-        log.info("PullPoint %s unsubscribed", sub.id)
+        log.info("%s subscription %s unsubscribed", sub.kind, sub.id)
         return E("wsnt:UnsubscribeResponse")
+
+
+def topic_filters(flt: Any) -> tuple[str, ...]:
+    """The topics a subscription's Filter asks for (empty: every topic)."""
+    filters: list[str] = []
+    if flt is not None:
+        for c in flt:
+            if isinstance(c.tag, str) and nsmod.local(c) == "TopicExpression" and c.text:
+                for part in c.text.split("|"):
+                    part = part.strip().rstrip("/").replace("//.", "")
+                    if part:
+                        filters.append(part)
+    return tuple(filters)

@@ -1,7 +1,15 @@
-"""Media service ver10 (http://www.onvif.org/ver10/media/wsdl): one H.264 profile per
-configured resolution of the video component, with the full configuration fields strict
-clients (UniFi Protect, Blue Iris) check: RateControl, H264 GovLength/Profile, Multicast,
-SessionTimeout. Stream and snapshot URIs use the address the client asked on."""
+"""Media service ver10 (http://www.onvif.org/ver10/media/wsdl): one fixed H.264 profile per
+stream of the video component (the main stream and the substream), with the full
+configuration fields strict clients (UniFi Protect, Blue Iris) check: RateControl, H264
+GovLength/Profile, Multicast, SessionTimeout. Stream and snapshot URIs use the address the
+client asked on.
+
+SetVideoEncoderConfiguration changes a stream within what the video component offers
+(GetVideoEncoderConfigurationOptions); the change is kept across restarts (by the video
+component, in the data dir). Profiles are fixed: CreateProfile answers ``ter:MaxNVTProfiles``
+(open before login: Synology sends it without credentials and shows "wrong password" for an
+auth fault), DeleteProfile ``ter:DeletionOfFixedProfile``. What a dashboard camera does not
+have (audio, OSD, metadata) is answered by edge/onvif/probes.py."""
 
 from __future__ import annotations
 
@@ -18,6 +26,7 @@ SOURCE_CONFIG_TOKEN = "dashboard_source_config"
 SESSION_TIMEOUT = "PT60S"
 
 
+QUALITY = 5  # x264 is driven by the bitrate here: one quality level, reported as it is
 DEFAULT_H264_PROFILE = "Baseline"  # x264 with tune=zerolatency here; VideoProfile may say otherwise
 
 
@@ -43,10 +52,11 @@ class MediaService:
             "GetVideoSourceConfigurations", "GetVideoSourceConfiguration", "GetCompatibleVideoSourceConfigurations",
             "GetVideoSourceConfigurationOptions", "GetVideoEncoderConfigurations", "GetVideoEncoderConfiguration",
             "GetCompatibleVideoEncoderConfigurations", "GetVideoEncoderConfigurationOptions", "GetStreamUri",
-            "GetSnapshotUri", "GetGuaranteedNumberOfVideoEncoderInstances", "GetAudioSources",
-            "GetAudioEncoderConfigurations", "GetMetadataConfigurations", "GetVideoAnalyticsConfigurations",
+            "GetSnapshotUri", "GetGuaranteedNumberOfVideoEncoderInstances", "SetVideoEncoderConfiguration",
+            "SetVideoSourceConfiguration", "SetSynchronizationPoint", "DeleteProfile",
         ):
             d.register(TRT, name, getattr(self, name))
+        d.register(TRT, "CreateProfile", self.CreateProfile, public=True)
 
     # ---- model ----------------------------------------------------------------------
     def profiles(self) -> list[Any]:
@@ -85,7 +95,7 @@ class MediaService:
             E("tt:UseCount", 1),
             E("tt:Encoding", "H264"),
             E("tt:Resolution", E("tt:Width", p.width), E("tt:Height", p.height)),
-            E("tt:Quality", 5),
+            E("tt:Quality", QUALITY),
             E("tt:RateControl", E("tt:FrameRateLimit", fps), E("tt:EncodingInterval", 1),
               E("tt:BitrateLimit", int(p.bitrate_kbps))),
             E("tt:H264", E("tt:GovLength", int(p.gov_length)), E("tt:H264Profile", _h264_profile(p, self.core.video))),
@@ -166,26 +176,90 @@ class MediaService:
         p = self._by_encoder_token(req.param("ConfigurationToken"))
         return E("trt:GetVideoEncoderConfigurationResponse", self._encoder_config(p, "trt:Configuration"))
 
+    def _options(self, p: Any) -> Any:
+        video = self.core.video
+        opts = getattr(video, "encoder_options", None)
+        if opts is None:
+            return None
+        return opts(p.token)
+
     async def GetVideoEncoderConfigurationOptions(self, req: SoapRequest):
         token = req.param("ConfigurationToken")
         profiles = [self._by_encoder_token(token)] if token else (
             [self._profile(req.param("ProfileToken"))] if req.param("ProfileToken") else self.profiles())
         if not profiles:
             raise receiver("the video stream is not running", "ter:Action")
-        fps = [max(1, int(round(float(p.fps)))) for p in profiles]
-        gov = [int(p.gov_length) for p in profiles]
+        sizes: list[tuple[int, int]] = []
+        fps_lo, fps_hi, gov_lo, gov_hi = 1e9, 0.0, 10 ** 9, 0
+        for p in profiles:
+            o = self._options(p)
+            if o is None:
+                sizes.append((p.width, p.height))
+                f, g = max(1.0, round(float(p.fps))), int(p.gov_length)
+                fps_lo, fps_hi, gov_lo, gov_hi = min(fps_lo, f), max(fps_hi, f), min(gov_lo, g), max(gov_hi, g)
+                continue
+            sizes.extend(o.sizes)
+            fps_lo, fps_hi = min(fps_lo, max(1.0, o.fps[0])), max(fps_hi, o.fps[1])
+            gov_lo, gov_hi = min(gov_lo, o.gov_length[0]), max(gov_hi, o.gov_length[1])
         rng = lambda lo, hi: [E("tt:Min", lo), E("tt:Max", hi)]  # noqa: E731
         return E("trt:GetVideoEncoderConfigurationOptionsResponse", E(
             "trt:Options",
-            E("tt:QualityRange", rng(5, 5)),
+            E("tt:QualityRange", rng(QUALITY, QUALITY)),
             E("tt:H264",
-              [E("tt:ResolutionsAvailable", E("tt:Width", p.width), E("tt:Height", p.height)) for p in profiles],
-              E("tt:GovLengthRange", rng(min(gov), max(gov))),
-              E("tt:FrameRateRange", rng(min(fps), max(fps))),
+              [E("tt:ResolutionsAvailable", E("tt:Width", w), E("tt:Height", h)) for w, h in dict.fromkeys(sizes)],
+              E("tt:GovLengthRange", rng(gov_lo, gov_hi)),
+              E("tt:FrameRateRange", rng(int(round(fps_lo)), int(round(fps_hi)))),
               E("tt:EncodingIntervalRange", rng(1, 1)),
               [E("tt:H264ProfilesSupported", x) for x in dict.fromkeys(_h264_profile(p, self.core.video)
                                                                       for p in profiles)]),
         ))
+
+    async def SetVideoEncoderConfiguration(self, req: SoapRequest):
+        cfg = req.param_el("Configuration")
+        if cfg is None:
+            raise sender("Configuration is required", "ter:InvalidArgVal")
+        p = self._by_encoder_token(cfg.get("token"))
+        video = self.core.video
+        if video is None or not hasattr(video, "configure"):
+            raise receiver("the video stream cannot be changed here", "ter:Action")
+        new = parse_encoder_configuration(cfg, p, _h264_profile(p, video))
+        try:
+            await video.configure(p.token, **new)
+        except ValueError as exc:
+            if getattr(exc, "conflict", False):
+                raise SoapFault("Receiver", ("ter:Action", "ter:ConfigurationConflict"), str(exc)) from None
+            raise SoapFault("Sender", ("ter:InvalidArgVal", "ter:ConfigModify"), str(exc)) from None
+        return E("trt:SetVideoEncoderConfigurationResponse")
+
+    async def SetVideoSourceConfiguration(self, req: SoapRequest):
+        cfg = req.param_el("Configuration")
+        if cfg is None or cfg.get("token") != SOURCE_CONFIG_TOKEN or not self.profiles():
+            raise sender("no such video source configuration", "ter:InvalidArgVal", "ter:NoConfig")
+        source = nsmod.text_anyns(cfg, "SourceToken")
+        bounds = nsmod.find_anyns(cfg, "Bounds")
+        w, h, _ = self._max_source()
+        if source not in (None, SOURCE_TOKEN) or (bounds is not None and (
+                bounds.get("x", "0"), bounds.get("y", "0"), bounds.get("width"), bounds.get("height")) != ("0", "0", str(w), str(h))):
+            raise SoapFault("Sender", ("ter:InvalidArgVal", "ter:ConfigModify"),
+                            f"the dashboard source is fixed: {SOURCE_TOKEN}, bounds 0,0 {w}x{h}")
+        return E("trt:SetVideoSourceConfigurationResponse")
+
+    async def SetSynchronizationPoint(self, req: SoapRequest):
+        self._profile(req.param("ProfileToken"))
+        video = self.core.video
+        if video is not None and hasattr(video, "request_keyframe"):
+            video.request_keyframe()
+        return E("trt:SetSynchronizationPointResponse")
+
+    async def CreateProfile(self, req: SoapRequest):
+        n = len(self.profiles())
+        raise SoapFault("Receiver", ("ter:Action", "ter:MaxNVTProfiles"),
+                        f"the device has {n} fixed profiles and cannot create more; use "
+                        + ", ".join(p.token for p in self.profiles()))
+
+    async def DeleteProfile(self, req: SoapRequest):
+        p = self._profile(req.param("ProfileToken"))
+        raise sender(f"profile {p.token} is fixed", "ter:InvalidArgVal", "ter:DeletionOfFixedProfile")
 
     async def GetGuaranteedNumberOfVideoEncoderInstances(self, req: SoapRequest):
         token = req.param("ConfigurationToken")
@@ -210,10 +284,9 @@ class MediaService:
         if video is None:
             raise receiver("the video stream is not running", "ter:Action")
         try:
-            uri = video.stream_uri(req.hostname)
+            uri = video.stream_uri(req.hostname, p.token)
         except Exception as exc:  # noqa: BLE001
             raise SoapFault("Receiver", ("ter:Action",), f"no stream URI: {exc}") from None
-        del p
         return E("trt:GetStreamUriResponse", self._media_uri(uri))
 
     async def GetSnapshotUri(self, req: SoapRequest):
@@ -229,15 +302,48 @@ class MediaService:
         return E("trt:MediaUri", E("tt:Uri", uri), E("tt:InvalidAfterConnect", False),
                  E("tt:InvalidAfterReboot", False), E("tt:Timeout", "PT0S"))
 
-    # ---- empty lists for what a dashboard camera does not have ------------------------
-    async def GetAudioSources(self, req: SoapRequest):
-        return E("trt:GetAudioSourcesResponse")
 
-    async def GetAudioEncoderConfigurations(self, req: SoapRequest):
-        return E("trt:GetAudioEncoderConfigurationsResponse")
+def _int(el: Any, name: str, current: int) -> int:
+    text = nsmod.text_anyns(el, name) if el is not None else None
+    if text is None or text == "":
+        return current
+    try:
+        return int(float(text))
+    except ValueError:
+        raise sender(f"{name} {text[:20]!r} is not a number", "ter:InvalidArgVal") from None
 
-    async def GetMetadataConfigurations(self, req: SoapRequest):
-        return E("trt:GetMetadataConfigurationsResponse")
 
-    async def GetVideoAnalyticsConfigurations(self, req: SoapRequest):
-        return E("trt:GetVideoAnalyticsConfigurationsResponse")
+def parse_encoder_configuration(cfg: Any, p: Any, h264_profile: str) -> dict[str, Any]:
+    """The settings a SetVideoEncoderConfiguration asks for (absent fields keep their values).
+    What the device cannot do at all is refused here; ranges are the video component's."""
+    encoding = nsmod.text_anyns(cfg, "Encoding")
+    if encoding not in (None, "H264"):
+        raise SoapFault("Sender", ("ter:InvalidArgVal", "ter:ConfigModify"), f"encoding {encoding[:20]!r}: only H264 is offered")
+    quality = nsmod.text_anyns(cfg, "Quality")
+    if quality:
+        try:
+            q = float(quality)
+        except ValueError:
+            raise sender(f"Quality {quality[:20]!r} is not a number", "ter:InvalidArgVal") from None
+        if q != QUALITY:
+            raise SoapFault("Sender", ("ter:InvalidArgVal", "ter:ConfigModify"),
+                            f"Quality {q:g} is not offered (QualityRange {QUALITY}-{QUALITY}: the bitrate sets the quality)")
+    res = nsmod.find_anyns(cfg, "Resolution")
+    rate = nsmod.find_anyns(cfg, "RateControl")
+    h264 = nsmod.find_anyns(cfg, "H264")
+    if rate is not None and _int(rate, "EncodingInterval", 1) != 1:
+        raise SoapFault("Sender", ("ter:InvalidArgVal", "ter:ConfigModify"), "EncodingInterval must be 1")
+    prof = nsmod.text_anyns(h264, "H264Profile") if h264 is not None else None
+    if prof and prof != h264_profile:
+        raise SoapFault("Sender", ("ter:InvalidArgVal", "ter:ConfigModify"),
+                        f"H264Profile {prof[:20]!r} is not offered ({h264_profile} is)")
+    fps_now = max(1, int(round(float(p.fps))))
+    fps = _int(rate, "FrameRateLimit", fps_now)
+    return {
+        "width": _int(res, "Width", p.width),
+        "height": _int(res, "Height", p.height),
+        # an unchanged FrameRateLimit keeps a fractional idle rate as it is
+        "fps": float(p.fps) if fps == fps_now else float(fps),
+        "bitrate_kbps": _int(rate, "BitrateLimit", int(p.bitrate_kbps)),
+        "gov_length": _int(h264, "GovLength", int(p.gov_length)),
+    }

@@ -22,8 +22,10 @@ NS = {
     "trt": "http://www.onvif.org/ver10/media/wsdl",
     "tev": "http://www.onvif.org/ver10/events/wsdl",
     "tmd": "http://www.onvif.org/ver10/deviceIO/wsdl",
+    "timg": "http://www.onvif.org/ver20/imaging/wsdl",
     "ter": "http://www.onvif.org/ver10/error",
     "tns1": "http://www.onvif.org/ver10/topics",
+    "tnsedge": "urn:edge:onvif:topics",  # edge's own topics (sensor availability), beside ONVIF's
     "dn": "http://www.onvif.org/ver10/network/wsdl",
     "wsnt": "http://docs.oasis-open.org/wsn/b-2",
     "wstop": "http://docs.oasis-open.org/wsn/t-1",

@@ -13,27 +13,26 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from .service import RelayService
+from ..interfaces import CommandResult, RelayControl, RelayInfo, unknown_relay
 
 
-def add_routes(app: web.Application, relays: "RelayService") -> None:
+def add_routes(app: web.Application, relays: RelayControl) -> None:
     async def list_relays(request: web.Request) -> web.Response:
-        return web.json_response({"relays": relays.describe_dicts()})
+        return web.json_response({"relays": [i.as_dict() for i in relays.describe()]})
 
-    def _known(name: str) -> None:
-        if name not in relays.channels:
-            raise web.HTTPNotFound(text=json.dumps({"ok": False, "relay": name, "error": relays._unknown(name)}),
+    def _known(name: str) -> RelayInfo:
+        info = relays.info(name)
+        if info is None:
+            raise web.HTTPNotFound(text=json.dumps({"ok": False, "relay": name, "error": unknown_relay(name, relays.names())}),
                                    content_type="application/json")
+        return info
 
     async def one(request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        _known(name)
-        return web.json_response(next(d for d in relays.describe_dicts() if d["name"] == name))
+        return web.json_response(_known(request.match_info["name"]).as_dict())
 
     async def _body(request: web.Request) -> dict[str, Any]:
         if not request.body_exists:
@@ -46,7 +45,7 @@ def add_routes(app: web.Application, relays: "RelayService") -> None:
             raise _bad("the body must be a JSON object")
         return data
 
-    def _answer(res: Any) -> web.Response:
+    def _answer(res: CommandResult) -> web.Response:
         return web.json_response(asdict(res), status=200 if res.ok else 503)
 
     async def pulse(request: web.Request) -> web.Response:

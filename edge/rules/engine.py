@@ -9,17 +9,18 @@ their outcome (CommandResult) is recorded in the store with the rule firing.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from typing import Any
 
 from .. import kinds
-from ..bus import Alarm, SensorChanged
+from ..bus import Alarm, SensorAvailability, SensorChanged
 from ..component import Component, Health
 from ..context import Context
-from ..interfaces import RELAYS, RULES, record
+from ..interfaces import ALARMS, RELAYS, REPORTS, RULES, SENSORS, AckResult, record
 from ..sensors.config import SensorConfig
-from .config import RuleAction, RuleConfig
+from .config import RuleAction, RuleConfig, condition_holds, rule_field
 
 log = logging.getLogger("edge.rules")
 
@@ -29,7 +30,8 @@ class Rule:
         self.cfg = cfg
         self.sensor = sensor
         self.name = cfg.name or f"{cfg.sensor}-{index}"
-        self.field = cfg.field or sensor.primary_field
+        self.when = cfg.when
+        self.field = rule_field(cfg, sensor)
         self.active = False
         self.since = 0.0
         self.prop_handle: asyncio.TimerHandle | None = None
@@ -37,18 +39,7 @@ class Rule:
         self.fired = 0
 
     def condition(self, state: dict[str, Any]) -> bool:
-        if self.field not in state:
-            return False
-        v = state[self.field]
-        c = self.cfg
-        if c.above is not None or c.below is not None:
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                return False
-            return (c.above is None or v > c.above) and (c.below is None or v < c.below)
-        want = c.equals if c.equals is not None else kinds.get(self.sensor.kind).alarm_value
-        if isinstance(want, bool) or isinstance(v, bool):
-            return isinstance(v, bool) and isinstance(want, bool) and v == want
-        return v == want
+        return condition_holds(self.cfg, self.sensor, state)
 
     @property
     def alarm_id(self) -> str:
@@ -68,13 +59,95 @@ class RulesEngine(Component):
         sensors = {s.id: s for s in ctx.config.sensors}
         self.rules: list[Rule] = [Rule(r, sensors[r.sensor], i) for i, r in enumerate(ctx.config.rules)]
         self.by_sensor: dict[str, list[Rule]] = {}
-        for r in self.rules:
-            self.by_sensor.setdefault(r.sensor.id, []).append(r)
+        self._index()
         self.alarms: dict[str, Alarm] = {}
         self.failures = 0
         # subscribed now, before any producer starts: no state change is missed
         self.sub: Any = ctx.bus.subscribe(SensorChanged, maxsize=100_000, name="rules")
+        # always: a rule on a sensor's availability may come with a config edit (they are rare)
+        self.avail_sub: Any = ctx.bus.subscribe(SensorAvailability, maxsize=10_000, name="rules-availability")
+        self.availability: dict[str, SensorAvailability] = {}  # the latest per sensor
         ctx.registry.provide(RULES, self)
+        ctx.registry.provide(ALARMS, self)
+
+    def _index(self) -> None:
+        self.by_sensor = {}
+        for r in self.rules:
+            if r.cfg.enabled:
+                self.by_sensor.setdefault(r.sensor.id, []).append(r)
+
+    # ---- a new config, live ----------------------------------------------------------------
+    def reconfigure(self, config: Any) -> None:
+        """Take new ``[[rules]]`` / ``[[sensors]]`` at once, without firing anything now.
+
+        A rule that did not change keeps its state and timers. A new or changed rule starts
+        with its condition as the sensor's current state says (a door open now makes it
+        active: it acts at the next change, not at the save). Alarms that no rule holds any
+        more are cleared.
+        """
+        sensors = {s.id: s for s in config.sensors}
+        states = self.ctx.registry.get(SENSORS)
+        old = {r.name: r for r in self.rules}
+        rules: list[Rule] = []
+        for i, rc in enumerate(config.rules):
+            rule = Rule(rc, sensors[rc.sensor], i)
+            prev = old.pop(rule.name, None)
+            if prev is not None and prev.cfg == rc and prev.sensor == rule.sensor:
+                rules.append(prev)
+                continue
+            if prev is not None:
+                self._retire(prev, keep=rule)
+            rule.active = rc.enabled and self._holds_now(rule, states)
+            rule.since = time.time()
+            rules.append(rule)
+        for gone in old.values():
+            self._retire(gone, keep=None)
+        self.rules = rules
+        self._index()
+        log.info("rules reconfigured: %d rules (%d enabled)", len(rules), sum(r.cfg.enabled for r in rules))
+
+    def _retire(self, rule: Rule, keep: Rule | None) -> None:
+        """``rule`` is replaced by ``keep`` (same name) or removed: end its timer and the alarms
+        the replacement does not hold."""
+        if rule.prop_handle is not None:
+            rule.prop_handle.cancel()
+            rule.prop_handle = None
+        holds_alarm = keep is not None and keep.cfg.enabled and any(a.type == "alarm" for a in keep.cfg.actions)
+        for alarm_id in (rule.alarm_id, rule.prop_alarm_id):
+            prev = self.alarms.get(alarm_id)
+            if prev is None or not prev.active:
+                continue
+            if alarm_id == rule.alarm_id and holds_alarm and keep is not None and keep.sensor.id == rule.sensor.id:
+                continue  # the new rule holds the same alarm (cleared by it when the condition ends)
+            self._publish_alarm(dataclasses.replace(prev, active=False, ts=time.time()))
+
+    # ---- alarms as others see them (interfaces.AlarmControl) ----------------------------------
+    def active_alarms(self) -> list[Alarm]:
+        return sorted((a for a in self.ctx.bus.last_of(Alarm) if a.active), key=lambda a: a.since)
+
+    def acknowledge(self, alarm: str, by: str) -> AckResult:
+        """Mark an active alarm acknowledged: recorded in the store and published on the bus
+        (the alarm again, with ``acknowledged``) for the LCD, the uplink, ONVIF and the console."""
+        # the bus's last value: the rules' own alarms and any other component's
+        prev = self.alarms.get(alarm) or self.ctx.bus.last(Alarm, alarm)
+        if prev is None or not prev.active:
+            return AckResult(False, alarm, f"no active alarm {alarm!r} (cleared already?)")
+        if prev.acknowledged:
+            return AckResult(True, alarm)
+        now = time.time()
+        ev = dataclasses.replace(prev, acknowledged=True, acked_by=by, ts=now)
+        if alarm in self.alarms:
+            self.alarms[alarm] = ev
+        self.ctx.bus.publish(ev)
+        log.info("alarm %s acknowledged by %s", alarm, by)
+        store = self.ctx.store
+        if store is not None:
+            record(store.record_event("alarm_ack", by, {"alarm": alarm}, ts=now))
+        return AckResult(True, alarm)
+
+    def _publish_alarm(self, ev: Alarm) -> None:
+        self.alarms[ev.alarm] = ev
+        self.ctx.bus.publish(ev)
 
     # ---- the hot path ----------------------------------------------------------------
     def attached(self) -> None:
@@ -86,7 +159,7 @@ class RulesEngine(Component):
 
     def on_change(self, ev: SensorChanged) -> None:
         for rule in self.by_sensor.get(ev.sensor, ()):
-            if rule.field not in ev.changed:
+            if rule.when != "state" or rule.field not in ev.changed:
                 continue
             now_active = rule.condition(ev.state)
             if now_active == rule.active:
@@ -100,10 +173,42 @@ class RulesEngine(Component):
             if rule.cfg.door_prop_s is not None:
                 self._door_prop(rule, now_active)
 
+    def _holds_now(self, rule: Rule, states: Any) -> bool:
+        """Whether a (new) rule's condition holds now, as the latest state or availability says."""
+        if rule.when == "state":
+            return condition_holds(rule.cfg, rule.sensor, states.state(rule.sensor.id) if states else {})
+        av = self.availability.get(rule.sensor.id)
+        if av is None:
+            return False
+        return (not av.online) if rule.when == "offline" else av.battery_low
+
+    def on_availability(self, ev: SensorAvailability) -> None:
+        """Rules on the sensor itself: offline (supervision) and battery low."""
+        self.availability[ev.sensor] = ev
+        for rule in self.by_sensor.get(ev.sensor, ()):
+            if rule.when == "state":
+                continue
+            now_active = (not ev.online) if rule.when == "offline" else ev.battery_low
+            if now_active == rule.active:
+                continue
+            rule.active = now_active
+            rule.since = ev.ts
+            rule.fired += 1
+            trigger = {"online": ev.online, "battery_low": ev.battery_low, "reason": ev.reason}
+            for action in rule.cfg.actions:
+                self._run_action(rule, action, now_active, trigger)
+
     def _run_action(self, rule: Rule, action: RuleAction, active: bool, trigger: dict[str, Any]) -> None:
         t = action.type
         if t == "alarm":
-            self._alarm(rule.alarm_id, rule, active, action.kind or rule.sensor.kind, action.alarm or "")
+            kind = action.kind or {"offline": "supervision", "battery_low": "battery_low"}.get(rule.when, rule.sensor.kind)
+            message = action.alarm or ""
+            if rule.when == "offline" and not message:
+                message = f"{rule.sensor.name} offline" + (f": {trigger.get('reason')}" if trigger.get("reason") else "")
+            self._alarm(rule.alarm_id, rule, active, kind, message)
+            return
+        if t == "report":
+            self._report(rule, action, active, trigger)
             return
         if t in ("pulse", "latch") and not active:
             return
@@ -146,6 +251,45 @@ class RulesEngine(Component):
                 "ms": action.ms if action.type == "pulse" else None, "ok": ok, "latency_ms": round(latency_ms, 3),
                 "error": error}))
 
+    def _report(self, rule: Rule, action: RuleAction, active: bool, trigger: dict[str, Any]) -> None:
+        """Queue a report to an alarm receiver (the receivers put it in the outbox at once)."""
+        reporter = self.ctx.registry.get(REPORTS)
+        text = self._report_text(rule, active, trigger)
+        queued = False
+        error = "no alarm receivers running ([receivers] in the config)"
+        if reporter is not None:
+            queued = reporter.report(action.report or "", active=active, sensor=rule.sensor.id,
+                                     kind=action.kind or rule.sensor.kind, text=text, code=action.code, cid=action.cid,
+                                     zone=action.zone, source=f"rule:{rule.name}")
+            error = "" if queued else "nothing queued (see the receivers' log)"
+        if not queued and (active or reporter is None):  # a restore without a restore code is not a failure
+            self.failures += 1
+            log.warning("rule %s: report to %s failed: %s", rule.name, action.report, error)
+        store = self.ctx.store
+        if store is not None:
+            record(store.record_event("rule", rule.name, {
+                "sensor": rule.sensor.id, "trigger": trigger, "action": "report", "receiver": action.report,
+                "active": active, "ok": queued, "error": error if not queued else ""}))
+
+    @staticmethod
+    def _report_text(rule: Rule, active: bool, trigger: dict[str, Any]) -> str:
+        """What happened, in words: the rule's alarm message, else the sensor's state."""
+        message = next((a.alarm for a in rule.cfg.actions if a.alarm), None)
+        if message and active:
+            return message
+        value = trigger.get(rule.field)
+        k = kinds.get(rule.sensor.kind)
+        if isinstance(value, bool):
+            words = k.active_words if value else k.inactive_words
+        elif isinstance(value, (int, float)):
+            words = k.number_format.format(value) if not k.binary else str(value)
+        else:
+            words = "" if value is None else str(value)
+        name = rule.sensor.name
+        if message:  # the restore of a named alarm
+            return f"{message}: restored ({name}: {words})" if words else f"{message}: restored"
+        return f"{name}: {words}" if words else name
+
     def _alarm(self, alarm_id: str, rule: Rule, active: bool, kind: str, message: str) -> None:
         prev = self.alarms.get(alarm_id)
         if not active and (prev is None or not prev.active):
@@ -154,8 +298,7 @@ class RulesEngine(Component):
         since = prev.since if (prev is not None and prev.active and active) else now
         msg = message or f"{rule.sensor.name}: {kind}"
         ev = Alarm(alarm_id, rule.sensor.id, active, kind, msg, since=since, ts=now)
-        self.alarms[alarm_id] = ev
-        self.ctx.bus.publish(ev)
+        self._publish_alarm(ev)
         (log.warning if active else log.info)("alarm %s %s: %s", alarm_id, "raised" if active else "cleared", msg)
         store = self.ctx.store
         if store is not None:
@@ -183,13 +326,18 @@ class RulesEngine(Component):
 
     # ---- component ----------------------------------------------------------------------
     async def run(self) -> None:
-        sub = self.sub
-        if sub is None:  # attached to the tracker: nothing to pump
-            await asyncio.Event().wait()
+        async with asyncio.TaskGroup() as tg:
+            if self.avail_sub is not None:
+                tg.create_task(self._pump(self.avail_sub, self.on_availability), name="rules-availability")
+            if self.sub is not None:  # else attached to the tracker: nothing to pump
+                tg.create_task(self._pump(self.sub, self.on_change), name="rules-changes")
+            tg.create_task(asyncio.Event().wait())
+
+    async def _pump(self, sub: Any, handle: Any) -> None:
         while True:
             ev = await sub.get()
             try:
-                self.on_change(ev)
+                handle(ev)
             except Exception:  # noqa: BLE001 - one bad rule must not stop the others
                 log.exception("rules: handling %s failed", ev.sensor)
             self.beat()
@@ -202,6 +350,8 @@ class RulesEngine(Component):
             await asyncio.wait(self.spawned, timeout=2)
         if self.sub is not None:
             self.sub.close()
+        if self.avail_sub is not None:
+            self.avail_sub.close()
 
     def health(self) -> Health:
         active = [a for a in self.alarms.values() if a.active]

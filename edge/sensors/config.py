@@ -3,18 +3,23 @@ from is ``[mqtt]`` (``edge.mqtt.config``).
 
 A sensor has a stable ``id`` (used in topics, the store and rules), a display ``name``, a
 ``kind`` (contact, motion, leak, ...) and a ``source``: ``mqtt`` (a topic decoded by an
-adapter), ``gpio`` (a dry-contact input) or ``modbus`` (a polled discrete input/register).
+adapter), ``gpio`` (a dry-contact input), ``modbus`` (a polled discrete input/register) or
+``yolink`` (a device of a ``[yolink.NAME]`` account or Local Hub, picked by its name).
+
+``[yolink.NAME]`` (``YoLinkSource``) is the account or hub itself: credentials (the secret in a
+0600 file, never in this file), API and broker addresses by region or explicit.
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from .. import kinds
-from ..section import Section
+from ..section import KeyProblem, Section
 
 KINDS = kinds.KIND_NAMES
 Kind = Literal[kinds.KIND_NAMES]  # type: ignore[valid-type] - the table is the vocabulary
@@ -72,20 +77,91 @@ class ModbusInput(Section):
         return self
 
 
+YOLINK_REGIONS = {
+    # region -> (API base URL, MQTT broker host:port), from YoLink's Open API V2 documentation
+    "us": ("https://api.yosmart.com", "mqtt.api.yosmart.com:8003"),
+    "eu": ("https://api-eu.yosmart.com", "api-eu.yosmart.com:8003"),
+}
+LOCAL_HUB_API_PORT = 1080  # the Local Hub's local API (token + /open/yolink/v2/api)
+LOCAL_HUB_MQTT_PORT = 18080
+
+
+class YoLinkSource(Section):
+    """One YoLink account (``mode = "cloud"``: User Access Credentials) or one YoLink Local
+    Hub (``mode = "local"``: its Local API client id and secret, and its sub-net id)."""
+
+    mode: Literal["cloud", "local"] = "cloud"
+    region: Literal["us", "eu"] = Field("us", description="cloud: which YoLink server (US or EU)")
+    uaid: str = Field(..., min_length=1, max_length=200, description=(
+        "cloud: the UAID of the User Access Credentials (YoLink app: Account > Advanced Settings); "
+        "local: the Local API client id"))
+    secret_file: Path | None = Field(None, description=(
+        "file holding the Secret Key (local: the client secret), mode 0600; default <data dir>/yolink-<name>.secret, "
+        "written by `edge sources set-secret NAME`"))
+    hub: str | None = Field(None, description="local: the Local Hub's address (API on :1080, broker on :18080)")
+    net_id: str | None = Field(None, description="local: the hub's Sub-Net Id (YoLink app: Local Hub > Local Network)")
+    api_url: str | None = Field(None, description="API base URL (default: by region, or http://<hub>:1080)")
+    broker: str | None = Field(None, description="MQTT broker host:port (default: by region, or <hub>:18080)")
+    backoff_initial_s: float = Field(2.0, gt=0, le=600)
+    backoff_max_s: float = Field(300.0, gt=0, le=3600, description=(
+        "YoLink allows 10 new connections per 5 minutes per credential: keep retries slow"))
+    refresh_s: float = Field(3600.0, ge=60, le=86400, description="how often the device list is read again")
+
+    @model_validator(mode="after")
+    def _check(self) -> "YoLinkSource":
+        problems: list[tuple[tuple[str, ...], str]] = []
+        if self.mode == "local":
+            if not self.net_id:
+                problems.append((("net_id",), "mode 'local' needs the hub's Sub-Net Id (YoLink app: Local Hub > Local Network)"))
+            if not self.hub and not (self.api_url and self.broker):
+                problems.append((("hub",), "mode 'local' needs the Local Hub's address (or both api_url and broker)"))
+        for key in ("api_url",):
+            v = getattr(self, key)
+            if v is not None and not re.match(r"^https?://[^/\s]+", v):
+                problems.append(((key,), f"{v!r}: expected http(s)://host[:port]"))
+        if self.broker is not None and not re.match(r"^[^:/\s]+:\d{1,5}$", self.broker):
+            problems.append((("broker",), f"{self.broker!r}: expected host:port"))
+        if problems:
+            raise KeyProblem(problems)
+        return self
+
+    def base_url(self) -> str:
+        if self.api_url:
+            return self.api_url.rstrip("/")
+        if self.mode == "local":
+            return f"http://{self.hub}:{LOCAL_HUB_API_PORT}"
+        return YOLINK_REGIONS[self.region][0]
+
+    def broker_address(self) -> tuple[str, int]:
+        b = self.broker or (f"{self.hub}:{LOCAL_HUB_MQTT_PORT}" if self.mode == "local" else YOLINK_REGIONS[self.region][1])
+        host, _, port = b.rpartition(":")
+        return host, int(port)
+
+    def secret_path(self, data_dir: Path, name: str) -> Path:
+        return self.secret_file or Path(data_dir) / f"yolink-{name}.secret"
+
+
 class SensorConfig(Section):
     id: str = Field(..., description="stable id: lower-case letters, digits, _ and -")
     name: str = Field("", max_length=64)
     kind: Kind = "generic"
-    source: Literal["mqtt", "gpio", "modbus"] = "mqtt"
+    source: Literal["mqtt", "gpio", "modbus", "yolink"] = "mqtt"
     # mqtt
     topic: str | None = None
-    adapter: Literal["zigbee2mqtt", "zwave", "yolink", "generic"] = "zigbee2mqtt"
+    adapter: Literal["zigbee2mqtt", "zwave", "zwave_js_ui", "yolink", "generic"] = "zigbee2mqtt"
     device_id: str | None = Field(None, description="zwave/yolink: match the payload's deviceId (or zwave nodeId)")
     fields: dict[str, GenericField] = Field(default_factory=dict, description="generic adapter: field name -> path/map")
     # gpio / modbus
     gpio: GpioInput | None = None
     modbus: ModbusInput | None = None
     field: str | None = Field(None, description="gpio/modbus: which field the input sets (default: the kind's)")
+    # yolink
+    device: str | None = Field(None, max_length=200, description="yolink: the device's name in the YoLink app, or its deviceId")
+    yolink: str | None = Field(None, description="yolink: which [yolink.NAME] (default: the only one)")
+    # availability
+    offline_after_s: float | None = Field(None, ge=0, le=30 * 86400, description=(
+        "silent longer than this -> offline (default: the kind's; GPIO and Modbus inputs: 0 = not supervised)"))
+    battery_low_pct: float | None = Field(None, ge=0, le=100, description="battery low at or below (default: the kind's)")
     # presentation
     zone: str = ""
     unit: str = ""
@@ -111,7 +187,22 @@ class SensorConfig(Section):
             raise ValueError("source 'gpio' needs gpio = {pin = ...}")
         elif self.source == "modbus" and self.modbus is None:
             raise ValueError("source 'modbus' needs modbus = {url = ..., address = ...}")
+        elif self.source == "yolink" and not self.device:
+            raise ValueError("source 'yolink' needs device = \"<its name in the YoLink app>\" (or its deviceId)")
         return self
+
+    @property
+    def expected_interval_s(self) -> float:
+        """Silent longer than this -> offline; 0 = not supervised."""
+        if self.offline_after_s is not None:
+            return self.offline_after_s
+        if self.source in ("gpio", "modbus"):
+            return 0.0  # wired inputs report on change only; their line's errors show in health
+        return self.kind_info.offline_after_s
+
+    @property
+    def battery_threshold(self) -> float:
+        return self.battery_low_pct if self.battery_low_pct is not None else self.kind_info.battery_low_pct
 
     @property
     def kind_info(self) -> kinds.Kind:

@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 from ..bus import SensorReading
 from .adapters import ADAPTERS, BadPayload, parse_json
+from .availability import AVAILABLE
 from .badpayload import BadPayloadReporter
 from .config import SensorConfig
 
@@ -29,36 +30,41 @@ def topic_matches(filt: str, topic: str) -> bool:
 
 class Router:
     def __init__(self, sensors: list[SensorConfig], feed: Callable[[SensorReading], Any], bad: BadPayloadReporter,
-                 max_payload_bytes: int = 65536):
+                 max_payload_bytes: int = 65536,
+                 on_availability: Callable[[str, bool, str, float | None], Any] | None = None):
         self.exact: dict[str, list[SensorConfig]] = {}
-        self.wild: list[SensorConfig] = []
+        self.wild: list[tuple[str, SensorConfig]] = []
         for s in sensors:
             if s.source != "mqtt" or not s.topic:
                 continue
-            if "+" in s.topic or "#" in s.topic:
-                self.wild.append(s)
-            else:
-                self.exact.setdefault(s.topic, []).append(s)
+            # a bridge's availability topic next to the sensor's own (Zigbee2MQTT, Z-Wave JS UI)
+            extra = getattr(ADAPTERS[s.adapter], "extra_topics", lambda _s: [])(s)
+            for topic in dict.fromkeys([s.topic, *extra]):
+                if "+" in topic or "#" in topic:
+                    self.wild.append((topic, s))
+                else:
+                    self.exact.setdefault(topic, []).append(s)
         self.feed = feed
+        self.on_availability = on_availability
         self.bad = bad
         self.max_payload_bytes = max_payload_bytes
         self.messages = 0
 
     @property
     def filters(self) -> list[str]:
-        return sorted(set(self.exact) | {s.topic for s in self.wild if s.topic})
+        return sorted(set(self.exact) | {t for t, _ in self.wild})
 
     def filters_for(self, lane: str) -> list[str]:
         """Topic filters of the sensors in a lane: "fast" = state sensors, "bulk" = telemetry."""
         want = lane == "fast"
-        topics = {s.topic for group in self.exact.values() for s in group if s.binary == want and s.topic}
-        topics |= {s.topic for s in self.wild if s.binary == want and s.topic}
+        topics = {t for t, group in self.exact.items() for s in group if s.binary == want}
+        topics |= {t for t, s in self.wild if s.binary == want}
         return sorted(topics)
 
     def sensors_for(self, topic: str) -> list[SensorConfig]:
         found = self.exact.get(topic, [])
         if self.wild:
-            found = found + [s for s in self.wild if topic_matches(s.topic or "", topic)]
+            found = found + [s for t, s in self.wild if topic_matches(t, topic) and s not in found]
         return found
 
     def handle(self, topic: str, payload: bytes, ts: float | None = None, lane: str | None = None) -> int:
@@ -96,6 +102,14 @@ class Router:
                 continue
             if fields is None:
                 continue
+            if AVAILABLE in fields:
+                fields = dict(fields)
+                online, detail = fields.pop(AVAILABLE)
+                if self.on_availability is not None:
+                    self.on_availability(s.id, online, detail, ts)
+                if not fields:
+                    n += 1
+                    continue
             reading = SensorReading(s.id, fields, source=f"mqtt:{s.adapter}") if ts is None else \
                 SensorReading(s.id, fields, source=f"mqtt:{s.adapter}", ts=ts)
             self.feed(reading)

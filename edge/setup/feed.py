@@ -16,7 +16,7 @@ from hw.lcd import Lcd
 from hw.network import NetworkBackend
 
 from .. import credentials as credentials_mod
-from ..bus import Alarm, ComponentHealth, RelayChanged, SensorChanged, SensorReading
+from ..bus import Alarm, ComponentHealth, RelayChanged, SensorAvailability, SensorChanged, SensorReading
 from ..interfaces import RELAYS, VIDEO
 from .menu import Menu
 from .views import AlarmView, SensorView
@@ -24,7 +24,7 @@ from .views import AlarmView, SensorView
 log = logging.getLogger("edge.setup")
 
 REFRESH_S = 10.0  # ip address, relay list, link health
-EVENTS = (Alarm, SensorChanged, SensorReading, RelayChanged, ComponentHealth)  # what on_bus reads
+EVENTS = (Alarm, SensorChanged, SensorReading, RelayChanged, ComponentHealth, SensorAvailability)  # what on_bus reads
 
 
 def primary_ip() -> str:
@@ -59,9 +59,11 @@ class MenuFeed:
             if ev.active:
                 prev = d.alarms.get(ev.alarm)
                 view = AlarmView(ev.alarm, name, ev.kind, ev.message or ev.kind, ev.since,
-                                 acked=prev.acked if prev else False)
+                                 acked=ev.acknowledged or (prev.acked if prev else False))
                 d.alarms[ev.alarm] = view
-                if prev is None:
+                if ev.acknowledged:  # acknowledged anywhere (console, this panel): off the screen
+                    self.menu.alarm(view, False)
+                elif prev is None:
                     self.menu.alarm(view, True)
                     self.lcd.wake()
             else:
@@ -70,7 +72,13 @@ class MenuFeed:
                     self.menu.alarm(gone, False)
         elif isinstance(ev, SensorChanged):
             name = self._sensor_names.get(ev.sensor) or ev.sensor
-            d.sensors[ev.sensor] = SensorView(name, dict(ev.state), ev.ts)
+            old = d.sensors.get(ev.sensor)
+            d.sensors[ev.sensor] = SensorView(name, dict(ev.state), ev.ts, old.offline if old else False,
+                                              old.battery_low if old else False)
+        elif isinstance(ev, SensorAvailability):
+            view = d.sensors.get(ev.sensor)
+            if view is not None:
+                view.offline, view.battery_low = not ev.online, ev.battery_low
         elif isinstance(ev, SensorReading):  # "last seen" counts readings that changed nothing too
             seen = d.sensors.get(ev.sensor)
             if seen is not None:

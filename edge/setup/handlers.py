@@ -17,7 +17,7 @@ from hw.network import NetworkBackend
 from hw.system import SystemControl
 
 from .. import credentials as credentials_mod
-from ..interfaces import RELAYS
+from ..interfaces import ALARMS, RELAYS
 from .actions import (AckAlarm, AcknowledgeCredentials, Action, ApplyNetwork, FactoryReset, Pulse, Reboot,
                       RotateCredentials)
 from .network import change, write_to_config
@@ -66,10 +66,9 @@ async def ack_alarm(p: Panel, a: AckAlarm) -> Outcome:
     view = p.data.alarms.get(a.alarm)
     if view is not None:
         view.acked = True
-    store = p.ctx.store
-    if store is not None:
-        await store.record_event("alarm_ack", "front-panel", {"alarm": a.alarm})
-    log.info("alarm %s acknowledged on the front panel", a.alarm)
+    alarms = p.ctx.registry.get(ALARMS)  # the rules record it and tell everyone on the bus
+    if alarms is not None:
+        alarms.acknowledge(a.alarm, "front-panel")
     return "", ""
 
 

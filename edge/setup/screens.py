@@ -189,7 +189,8 @@ def sensors_screen() -> PagesScreen:
         out = []
         for s in sorted(d.sensors.values(), key=lambda s: s.name):
             seen = age(d.wall() - s.last_seen) if s.last_seen else "never"
-            out.append(Page(s.name, f"{sensor_summary(s.state)} {seen}"))
+            what = "OFFLINE" if s.offline else sensor_summary(s.state)
+            out.append(Page(s.name, f"{what}{' BATT' if s.battery_low else ''} {seen}"))
         return out
 
     return PagesScreen(pages, "Sensors")

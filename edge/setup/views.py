@@ -13,6 +13,8 @@ class SensorView:
     name: str
     state: dict[str, Any]
     last_seen: float  # wall time
+    offline: bool = False  # silent past its expected interval (SensorAvailability)
+    battery_low: bool = False
 
 
 @dataclass

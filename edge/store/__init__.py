@@ -8,9 +8,10 @@ Contract used by the rest of edge (the implementation lives in this package):
     await fut                            # -> event id, resolved once its batch committed
     store.set_state(sensor, state: dict, ts=None)                    # current state upsert
     store.audit_relay(relay, command, outcome, latency_ms, detail="", ts=None) -> Future[int]
-    store.outbox_put(topic, payload: bytes, qos=1, retain=False) -> Future[int]
-    await store.outbox_peek(limit) -> list[OutboxMessage]          # oldest first
+    store.outbox_put(topic, payload: bytes, qos=1, retain=False, *, queue="", seq=None, urgent=False) -> Future[int]
+    await store.outbox_peek(limit, queue="") -> list[OutboxMessage]  # oldest first, one queue
     await store.outbox_ack(ids)                                     # remove acknowledged
+    store.meta_set(key, value) -> Future[None]; await store.meta_get(key)   # small kept values
     await store.flush()                  # everything queued so far committed
     await store.close()                  # flush and stop the writer
     store.stats -> StoreStats(events_persisted, batches, queue_len)
@@ -37,6 +38,9 @@ Additions (this implementation):
   StoreOverloaded); nothing raises into the caller except calling before ``start()``. Every
   failure is logged by the store.
 - ``set_state`` returns a Future[None] too; fire-and-forget is fine.
+- The outbox holds ordered queues: the uplink's (``queue=""``, the default) and one per alarm
+  receiver (``"receiver:<name>"``, rows carrying their DC-09 sequence number ``seq``).
+  ``urgent=True`` commits at once (alarm reports) instead of within ``batch_ms``.
 - More readers in ``edge.store.readers``: ``last_events``, ``tail(path, n, follow)``,
   ``get_state``, ``query_audit``, ``query_hourly``, ``outbox_count``.
 """

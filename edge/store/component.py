@@ -12,7 +12,8 @@ import logging
 from pathlib import Path
 
 from ..component import Component, Health
-from ..interfaces import STORE
+from ..interfaces import HISTORY, STORE
+from .history import StoreHistory
 from .store import Store, StoreStats
 
 log = logging.getLogger("edge.store")
@@ -34,6 +35,7 @@ class StoreComponent(Component):
         self.ctx = ctx
         self.path = db_path(ctx.config, ctx.data_dir)
         self.store: Store | None = None
+        ctx.registry.provide(HISTORY, StoreHistory(self.path))
 
     def _publish(self, stats: StoreStats) -> None:  # writer thread, after each batch with events
         self.ctx.metrics.events_persisted.set(stats.events_persisted)

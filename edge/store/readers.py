@@ -208,11 +208,65 @@ def query_hourly(src: str | Path | sqlite3.Connection, sensor: str | None = None
             conn.close()
 
 
-def outbox_count(src: str | Path | sqlite3.Connection) -> int:
-    """Messages waiting in the outbox."""
+def outbox_count(src: str | Path | sqlite3.Connection, queue: str | None = None) -> int:
+    """Messages waiting in the outbox (in one queue: "" the uplink's, "receiver:<name>")."""
     conn, own = _conn(src)
     try:
-        return conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        if queue is None:
+            return conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        return conn.execute("SELECT count(*) FROM outbox WHERE queue = ?", (queue,)).fetchone()[0]
+    finally:
+        if own:
+            conn.close()
+
+
+def page_events(src: str | Path | sqlite3.Connection, *, kind: str | None = None, source: str | None = None,
+                since: float | None = None, until: float | None = None, before_id: int | None = None,
+                limit: int = 50) -> list[EventRow]:
+    """One page of events, newest first: the ``limit`` newest with ``id < before_id`` (the
+    next page starts below the last id of this one)."""
+    conn, own = _conn(src)
+    try:
+        where, args = ["1"], []
+        for clause, value in (("ts >= ?", since), ("ts < ?", until), ("kind = ?", kind), ("source = ?", source),
+                              ("id < ?", before_id)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        sql = f"SELECT {_COLS} FROM events WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?"
+        return [_event(r) for r in conn.execute(sql, (*args, int(limit)))]
+    finally:
+        if own:
+            conn.close()
+
+
+def last_audit(src: str | Path | sqlite3.Connection, *, relay: str | None = None, limit: int = 50) -> list[AuditRow]:
+    """The newest relay audit rows, newest first."""
+    conn, own = _conn(src)
+    try:
+        where, args = "1", []
+        if relay is not None:
+            where, args = "relay = ?", [relay]
+        sql = (f"SELECT id, ts, relay, command, outcome, latency_ms, detail FROM relay_audit WHERE {where} "
+               f"ORDER BY id DESC LIMIT ?")
+        return [AuditRow(*r) for r in conn.execute(sql, (*args, int(limit)))]
+    finally:
+        if own:
+            conn.close()
+
+
+def field_readings(src: str | Path | sqlite3.Connection, sensor: str, field: str, since: float,
+                   limit: int = 20_000) -> list[tuple[float, float]]:
+    """(ts, value) of one numeric field of a sensor's readings since ``since``, oldest first."""
+    conn, own = _conn(src)
+    try:
+        sql = ("SELECT ts, json_extract(payload, '$.' || ?) FROM events WHERE kind = 'sensor' AND source = ? "
+               "AND ts >= ? ORDER BY ts LIMIT ?")
+        out = []
+        for ts, v in conn.execute(sql, (field, sensor, since, limit)):
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                out.append((ts, float(v)))
+        return out
     finally:
         if own:
             conn.close()

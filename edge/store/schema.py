@@ -70,6 +70,14 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
         "INSERT INTO meta (key, value) SELECT 'hourly_upto_event', coalesce(max(id), 0) FROM events",
     ),
+    # 3: the outbox holds several ordered queues: the uplink's ('') and one per alarm receiver
+    # ('receiver:<name>'). A report keeps the sequence number it was given when queued, so a
+    # resend after a restart carries the same number (the receiver drops the duplicate).
+    (
+        "ALTER TABLE outbox ADD COLUMN queue TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE outbox ADD COLUMN seq INTEGER",
+        "CREATE INDEX outbox_queue ON outbox (queue, id)",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -209,20 +209,26 @@ class Store:
         return self._submit(w.AUDIT, (time.time() if ts is None else float(ts), str(relay), str(command),
                                       str(outcome), None if latency_ms is None else float(latency_ms), str(detail)))
 
-    def outbox_put(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> asyncio.Future[int]:
-        """Queue a message for the uplink; resolves to its id once committed."""
+    def outbox_put(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False, *, queue: str = "",
+                   seq: int | None = None, urgent: bool = False) -> asyncio.Future[int]:
+        """Queue a message for the uplink (``queue`` ""), or for another ordered queue (an alarm
+        receiver's: ``queue="receiver:<name>"``, with the report's sequence number ``seq``);
+        resolves to its id once committed. ``urgent=True`` commits at once instead of waiting
+        up to ``batch_ms`` for company (an alarm report is sent only once it is on disk)."""
         if isinstance(payload, str):
             payload = payload.encode()
         if not isinstance(payload, (bytes, bytearray, memoryview)):
             return self._bad(f"outbox_put({topic!r}): payload must be bytes, got {type(payload).__name__}")
         if qos not in (0, 1, 2):
             return self._bad(f"outbox_put({topic!r}): qos must be 0, 1 or 2, got {qos!r}")
-        return self._submit(w.OUTBOX_PUT, (time.time(), str(topic), bytes(payload), int(qos), int(bool(retain))))
+        return self._submit(w.OUTBOX_PUT, (time.time(), str(topic), bytes(payload), int(qos), int(bool(retain)),
+                                           str(queue), None if seq is None else int(seq)),
+                            0.0 if urgent else None)
 
     # ---- reads and control -----------------------------------------------------------------
-    async def outbox_peek(self, limit: int = 100) -> list[OutboxMessage]:
-        """The oldest ``limit`` messages not yet acknowledged, oldest first."""
-        return await self._submit(w.OUTBOX_PEEK, (int(limit),))
+    async def outbox_peek(self, limit: int = 100, queue: str = "") -> list[OutboxMessage]:
+        """The oldest ``limit`` messages of ``queue`` not yet acknowledged, oldest first."""
+        return await self._submit(w.OUTBOX_PEEK, (str(queue), int(limit)))
 
     async def outbox_ack(self, ids: Iterable[int]) -> int:
         """Remove acknowledged messages; returns how many were removed."""
@@ -230,6 +236,14 @@ class Store:
         if not ids:
             return 0
         return await self._submit(w.OUTBOX_ACK, (ids,))
+
+    def meta_set(self, key: str, value: int | float | str | None) -> asyncio.Future[None]:
+        """Keep a small value (a counter, a mark) in the ``meta`` table; resolves once committed."""
+        return self._submit(w.META_SET, (str(key), value))
+
+    async def meta_get(self, key: str) -> Any:
+        """The value ``meta_set`` kept under ``key`` (None when there is none)."""
+        return await self._submit(w.META_GET, (str(key),))
 
     async def flush(self) -> None:
         """Return once everything queued before this call has committed."""

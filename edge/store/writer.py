@@ -34,7 +34,7 @@ log = logging.getLogger("edge.store.writer")
 MAX_BATCH = 5000
 
 # op codes
-EVENT, STATE, AUDIT, OUTBOX_PUT, OUTBOX_PEEK, OUTBOX_ACK, FLUSH, PRUNE, CHECKPOINT, CLOSE = range(10)
+EVENT, STATE, AUDIT, OUTBOX_PUT, OUTBOX_PEEK, OUTBOX_ACK, FLUSH, PRUNE, CHECKPOINT, CLOSE, META_SET, META_GET = range(12)
 URGENT = frozenset({FLUSH, CLOSE, CHECKPOINT, PRUNE})
 
 
@@ -58,6 +58,8 @@ class OutboxMessage:
     payload: bytes
     qos: int
     retain: bool
+    queue: str = ""
+    seq: int | None = None
 
 
 def _settle(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
@@ -77,7 +79,8 @@ _SQL_STATE = (
     "SET state = excluded.state, ts = excluded.ts WHERE excluded.ts >= state.ts"
 )
 _SQL_AUDIT = "INSERT INTO relay_audit (ts, relay, command, outcome, latency_ms, detail) VALUES (?, ?, ?, ?, ?, ?)"
-_SQL_OUTBOX = "INSERT INTO outbox (ts, topic, payload, qos, retain) VALUES (?, ?, ?, ?, ?)"
+_SQL_OUTBOX = "INSERT INTO outbox (ts, topic, payload, qos, retain, queue, seq) VALUES (?, ?, ?, ?, ?, ?, ?)"
+_SQL_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 
 
 class Writer:
@@ -332,8 +335,15 @@ class Writer:
         if code == OUTBOX_PUT:
             return conn.execute(_SQL_OUTBOX, a).lastrowid
         if code == OUTBOX_PEEK:
-            rows = conn.execute("SELECT id, topic, payload, qos, retain FROM outbox ORDER BY id LIMIT ?", a).fetchall()
-            return [OutboxMessage(i, t, bytes(p), q, bool(r)) for i, t, p, q, r in rows]
+            rows = conn.execute("SELECT id, topic, payload, qos, retain, queue, seq FROM outbox WHERE queue = ? "
+                                "ORDER BY id LIMIT ?", a).fetchall()
+            return [OutboxMessage(i, t, bytes(p), q, bool(r), qu, s) for i, t, p, q, r, qu, s in rows]
+        if code == META_SET:
+            conn.execute(_SQL_META, a)
+            return None
+        if code == META_GET:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", a).fetchone()
+            return None if row is None else row[0]
         if code == OUTBOX_ACK:
             (ids,) = a
             n = 0
@@ -376,7 +386,7 @@ class Writer:
 
 def _describe(op: Op) -> str:
     names = {EVENT: "record_event", STATE: "set_state", AUDIT: "audit_relay", OUTBOX_PUT: "outbox_put",
-             OUTBOX_PEEK: "outbox_peek", OUTBOX_ACK: "outbox_ack"}
+             OUTBOX_PEEK: "outbox_peek", OUTBOX_ACK: "outbox_ack", META_SET: "meta_set", META_GET: "meta_get"}
     name = names.get(op.code, f"op {op.code}")
     if op.code == EVENT:
         return f"{name}({op.args[1]!r}, {op.args[2]!r})"

@@ -19,7 +19,7 @@ from typing import Any
 
 import aiomqtt
 
-from ..bus import Alarm, RelayChanged, SensorChanged
+from ..bus import Alarm, RelayChanged, SensorAvailability, SensorChanged
 from ..component import Component, Health
 from ..backoff import Backoff
 from ..context import Context
@@ -50,7 +50,8 @@ class Uplink(Component):
         base = self.mqtt.client_id or f"edge-{creds.serial.lower()}"
         self.identifier = f"{base}-out"
         # subscribed now, before any producer starts: every change reaches the outbox
-        self.sub: Any = ctx.bus.subscribe(SensorChanged, Alarm, RelayChanged, maxsize=200_000, name="uplink")
+        self.sub: Any = ctx.bus.subscribe(SensorChanged, Alarm, RelayChanged, SensorAvailability, maxsize=200_000,
+                                         name="uplink")
         self.wake: asyncio.Event | None = None
         self.client: aiomqtt.Client | None = None
         self.connected = False
@@ -78,7 +79,13 @@ class Uplink(Component):
             return [(t.sensor(ev.sensor), _json({**ev.state, "ts": ev.ts}), True)]
         if isinstance(ev, Alarm):
             return [(t.event, _json({"type": "alarm", "alarm": ev.alarm, "sensor": ev.sensor, "active": ev.active,
-                                     "kind": ev.kind, "message": ev.message, "since": ev.since, "ts": ev.ts}), False)]
+                                     "kind": ev.kind, "message": ev.message, "since": ev.since, "ts": ev.ts,
+                                     "acknowledged": ev.acknowledged, "acked_by": ev.acked_by}), False)]
+        if isinstance(ev, SensorAvailability):
+            return [(t.sensor_availability(ev.sensor), b"online" if ev.online else b"offline", True),
+                    (t.event, _json({"type": "availability", "sensor": ev.sensor, "online": ev.online,
+                                     "battery_low": ev.battery_low, "reason": ev.reason, "last_seen": ev.last_seen,
+                                     "ts": ev.ts}), False)]
         if isinstance(ev, RelayChanged):
             return [(t.relay(ev.relay), b"ON" if ev.on else b"OFF", True),
                     (t.event, _json({"type": "relay", "relay": ev.relay, "on": ev.on, "source": ev.source, "ts": ev.ts}), False)]

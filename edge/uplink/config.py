@@ -4,6 +4,7 @@ says ``enabled = false``). Topics (prefix and device id configurable):
 
     <prefix>/<device>/availability        online / offline (retained; offline is the last will)
     <prefix>/<device>/sensor/<id>         the sensor's state, JSON (retained)
+    <prefix>/<device>/sensor/<id>/availability  online / offline: the sensor itself (retained)
     <prefix>/<device>/relay/<name>        ON / OFF (retained)
     <prefix>/<device>/relay/<name>/set    command in: ON / OFF       (Home Assistant switch)
     <prefix>/<device>/relay/<name>/pulse  command in: PRESS or ms    (Home Assistant button)

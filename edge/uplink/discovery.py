@@ -24,6 +24,10 @@ def sensor_config(t: Topics, site: str, s: SensorConfig) -> tuple[str, dict[str,
     uid = f"{t.device}_{s.id}".replace("-", "_")
     field = s.primary_field
     cfg = _common(t, site, uid, s.name)
+    # available while edge is online AND the sensor itself reports (HA: availability_mode all)
+    del cfg["availability_topic"], cfg["payload_available"], cfg["payload_not_available"]
+    cfg["availability"] = [{"topic": t.availability}, {"topic": t.sensor_availability(s.id)}]
+    cfg["availability_mode"] = "all"
     cfg["state_topic"] = t.sensor(s.id)
     kind = s.kind_info
     if s.binary:

@@ -21,6 +21,9 @@ class Topics:
     def sensor(self, sensor_id: str) -> str:
         return f"{self.base}/sensor/{sensor_id}"
 
+    def sensor_availability(self, sensor_id: str) -> str:
+        return f"{self.base}/sensor/{sensor_id}/availability"
+
     def relay(self, name: str) -> str:
         return f"{self.base}/relay/{name}"
 

@@ -7,6 +7,11 @@
   the supervisor restarts the component (``start`` tears the old one down first) and clients
   reconnect. Its state is in /metrics (``edge_video_*``).
 - Snapshot: the latest frame as JPEG on ``ctx.web`` (credentials required), also for ONVIF.
+- Two streams from one render: the main stream and a substream (NVR multi-view grids), the
+  rendered picture scaled down once per frame for the second encoder.
+- Encoder settings an ONVIF client changes (``configure``) are checked against what the
+  device supports, kept in the data dir (edge/video/settings.py) and applied at once: the
+  encoders are rebuilt and the RTSP clients reconnect to the new stream.
 - Provided as ``interfaces.VIDEO`` (see edge/video/__init__.py for the contract).
 """
 
@@ -24,18 +29,20 @@ from prometheus_client import Counter, Gauge
 
 from hw.encoder import EncoderChoice, EncoderSettings, choose_encoder, make_encoder
 
-from ..bus import Alarm, ComponentHealth, SensorChanged
+from ..bus import Alarm, ComponentHealth, SensorAvailability, SensorChanged
 from ..component import Component, Health
 from ..dashboard.model import Dashboard
 from ..dashboard.render import Renderer
 from ..interfaces import VIDEO
 from . import VideoProfile
+from .settings import MAIN, SUB, SettingRejected, StreamOptions, StreamSettings, VideoSettings
 
 log = logging.getLogger("edge.video")
 
 SNAPSHOT_PATH = "/snapshot.jpg"
 HW_FAILURES_BEFORE_X264 = 3  # auto mode: a hardware encoder failing this often in a row gives way to x264
 STABLE_S = 60.0
+TOKENS = {MAIN: "dashboard", SUB: "dashboard_sub"}  # ONVIF profile tokens
 
 
 class _Metrics:
@@ -65,14 +72,18 @@ class VideoComponent(Component):
         except TypeError:
             sensors = []
         self.dashboard = Dashboard(ctx.config.site.name, sensors)
-        self.renderer = Renderer(self.cfg.width, self.cfg.height, max_tiles_per_page=self.cfg.max_tiles_per_page,
-                                 page_seconds=self.cfg.page_seconds)
+        self.settings = VideoSettings(self.cfg, getattr(ctx, "data_dir", None))
+        self.renderer = self._renderer()
         self.m = _Metrics(ctx.metrics.registry)
         self.snapshot_path = SNAPSHOT_PATH
         self.encoder_choice = None
         self.rtsp = None
         self.encoder = None
+        self.encoders: dict[str, Any] = {}  # stream -> encoder (main first)
         self.producer = None
+        self._scaled: tuple[Any, Any] | None = None  # (rendered picture, its substream copy)
+        self._sub_size = (0, 0)  # what the running substream encoder takes
+        self._configure_lock = asyncio.Lock()
         self._sub = None
         self._built = 0
         self._failures = 0  # consecutive pipeline failures (reset after a stable run)
@@ -92,14 +103,57 @@ class VideoComponent(Component):
     def port(self) -> int:
         return (self.rtsp.port if self.rtsp is not None and self.rtsp.port else self.cfg.rtsp_port)
 
-    def stream_uri(self, host: str) -> str:
+    def _mount(self, stream: str) -> str:
+        return self.cfg.mount if stream == MAIN else self.cfg.substream_mount
+
+    def _stream_of(self, token: str | None) -> str:
+        for stream, t in TOKENS.items():
+            if t == token and stream in self.settings.streams():
+                return stream
+        if token is None:
+            return MAIN
+        raise SettingRejected(f"no video profile {token!r}")
+
+    def stream_uri(self, host: str, token: str | None = None) -> str:
         h = f"[{host}]" if ":" in host and not host.startswith("[") else host
-        return f"rtsp://{h}:{self.port}{self.cfg.mount}"
+        return f"rtsp://{h}:{self.port}{self._mount(self._stream_of(token))}"
 
     @property
     def profiles(self) -> list[VideoProfile]:
-        c = self.cfg
-        return [VideoProfile("dashboard", c.width, c.height, c.fps, c.bitrate_kbps, c.gov_length)]
+        out = []
+        for stream in self.settings.streams():
+            s = self.settings.current[stream]
+            out.append(VideoProfile(TOKENS[stream], s.width, s.height, s.fps, s.bitrate_kbps, s.gov_length,
+                                    self._mount(stream), stream))
+        return out
+
+    def encoder_options(self, token: str) -> StreamOptions:
+        return self.settings.options(self._stream_of(token))
+
+    def request_keyframe(self) -> None:
+        self._keyframe_needed("client asked")
+
+    async def configure(self, token: str, *, width: int, height: int, fps: float, bitrate_kbps: int,
+                        gov_length: int) -> None:
+        """Change a stream's encoder (raises SettingRejected when the device cannot): checked,
+        kept in the data dir, applied at once (clients reconnect)."""
+        stream = self._stream_of(token)
+        new = StreamSettings(int(width), int(height), float(fps), int(bitrate_kbps), int(gov_length))
+        async with self._configure_lock:
+            before = dict(self.settings.current)
+            if before[stream] == new:
+                return
+            self.settings.check(stream, new)
+            await asyncio.to_thread(self.settings.apply, stream, new)
+            log.info("%s stream encoder set to %dx%d, %g fps, %d kbit/s, GOV %d", stream, new.width, new.height,
+                     new.fps, new.bitrate_kbps, new.gov_length)
+            if self.producer is not None:
+                await asyncio.to_thread(self._rebuild_encoders)
+
+    def _renderer(self) -> Renderer:
+        main = self.settings.current[MAIN]
+        return Renderer(main.width, main.height, max_tiles_per_page=self.cfg.max_tiles_per_page,
+                        page_seconds=self.cfg.page_seconds)
 
     async def snapshot_jpeg(self) -> bytes:
         with self._frame_lock:
@@ -133,7 +187,28 @@ class VideoComponent(Component):
             self.m.keyframes.inc()
         rtsp = self.rtsp
         if rtsp is not None:
-            rtsp.push_au(data, key)
+            rtsp.push_au(data, key, MAIN)
+
+    def _on_sub_au(self, data: bytes, key: bool) -> None:
+        rtsp = self.rtsp
+        if rtsp is not None:
+            rtsp.push_au(data, key, SUB)
+
+    def _encode(self, img, key: bool) -> None:
+        """Producer thread: the picture to the main encoder, a scaled copy to the substream's."""
+        encs = self.encoders
+        main = encs.get(MAIN)
+        if main is not None:
+            main.encode(img, key)
+        sub = encs.get(SUB)
+        if sub is not None:
+            cached = self._scaled
+            if cached is not None and cached[0] is img:  # a repeat frame: the same copy
+                small = cached[1]
+            else:
+                small = _scale(img, *self._sub_size)
+                self._scaled = (img, small)
+            sub.encode(small, key)
 
     def _on_frame(self, img, wall: float) -> None:
         with self._frame_lock:
@@ -151,6 +226,61 @@ class VideoComponent(Component):
             self.rtsp.set_credentials(creds.user, creds.password)
             log.info("RTSP credentials switched")
 
+    def _start_encoders(self) -> None:
+        """Blocking: one encoder per stream, with the current settings."""
+        c = self.cfg
+        started: dict[str, Any] = {}
+        try:
+            for stream in self.settings.streams():
+                s = self.settings.current[stream]
+                enc = make_encoder(self.encoder_choice.name,
+                                   EncoderSettings(s.width, s.height, s.fps, s.bitrate_kbps, s.gov_length, c.x264_preset))
+                enc.start(self._on_au if stream == MAIN else self._on_sub_au)
+                started[stream] = enc
+        except Exception:
+            for enc in started.values():
+                enc.stop()
+            raise
+        if SUB in started:
+            sub = self.settings.current[SUB]
+            self._sub_size = (sub.width, sub.height)
+        self.encoders = started
+        self.encoder = started[MAIN]
+
+    def _stop_encoders(self) -> None:
+        encs, self.encoders, self.encoder = self.encoders, {}, None
+        for enc in encs.values():
+            enc.stop()
+        self._scaled = None
+
+    def _start_producer(self) -> None:
+        from .producer import Producer
+
+        self._last_au = time.monotonic()
+        self.producer = Producer(self.dashboard, self.renderer, self._encode, self.settings.current[MAIN].fps,
+                                 self.cfg.repeat_frame_ms, self._on_frame)
+        self.producer.start()
+
+    def _rebuild_encoders(self) -> None:
+        """Blocking: new encoders (and renderer when the size changed) under the running RTSP server."""
+        p, self.producer = self.producer, None
+        if p is not None:
+            p.stop()
+        self._stop_encoders()
+        self._match_renderer()
+        self._start_encoders()
+        if self.rtsp is not None:
+            self.rtsp.disconnect_clients()
+        self._start_producer()
+
+    def _match_renderer(self) -> None:
+        """A new renderer when the main stream's size changed (the snapshot follows)."""
+        main = self.settings.current[MAIN]
+        if (self.renderer.width, self.renderer.height) != (main.width, main.height):
+            self.renderer = self._renderer()
+            with self._frame_lock:
+                self._frame, self._jpeg = None, None
+
     def _build(self) -> None:
         """Blocking: choose the encoder, start it, the producer and the RTSP server."""
         from .rtsp import RtspServer
@@ -162,27 +292,21 @@ class VideoComponent(Component):
             self.encoder_choice = EncoderChoice("x264", f"{self.encoder_choice.name} failed {self._failures} times in a row")
         if self.encoder_choice is None:
             self.encoder_choice = choose_encoder(c.encoder)
-        settings = EncoderSettings(c.width, c.height, c.fps, c.bitrate_kbps, c.gov_length, c.x264_preset)
-        enc = make_encoder(self.encoder_choice.name, settings)
+        self._match_renderer()
         creds = self.ctx.credentials.get()
-        rtsp = RtspServer(c.rtsp_host, c.rtsp_port, c.mount, creds.user, creds.password, self._keyframe_needed)
+        mounts = {stream: self._mount(stream) for stream in self.settings.streams()}
+        rtsp = RtspServer(c.rtsp_host, c.rtsp_port, mounts, creds.user, creds.password, self._keyframe_needed)
         try:
-            enc.start(self._on_au)
-            self.encoder = enc
+            self._start_encoders()
             rtsp.start()
             self.rtsp = rtsp
             now = self.ctx.credentials.get()
             if now != creds:  # rotated while we were building
                 rtsp.set_credentials(now.user, now.password)
         except Exception:
-            enc.stop()
-            self.encoder = None
+            self._stop_encoders()
             raise
-        from .producer import Producer
-
-        self._last_au = time.monotonic()
-        self.producer = Producer(self.dashboard, self.renderer, enc.encode, c.fps, c.repeat_frame_ms, self._on_frame)
-        self.producer.start()
+        self._start_producer()
 
     def _teardown(self) -> None:
         p, self.producer = self.producer, None
@@ -191,9 +315,7 @@ class VideoComponent(Component):
         r, self.rtsp = self.rtsp, None
         if r is not None:
             r.stop()
-        e, self.encoder = self.encoder, None
-        if e is not None:
-            e.stop()
+        self._stop_encoders()
 
     async def start(self) -> None:
         if self._built:
@@ -214,9 +336,13 @@ class VideoComponent(Component):
         self._running_since = time.monotonic()
         if self._sub is not None:
             self._sub.close()
-        self._sub = self.ctx.bus.subscribe(SensorChanged, Alarm, ComponentHealth, maxsize=1000, name="video")
-        log.info("dashboard camera at %s (%dx%d, %s fps idle, encoder %s)", self.stream_uri(self.ctx.config.video.rtsp_host),
-                 self.cfg.width, self.cfg.height, self.cfg.fps, self.encoder_choice.name)
+        self._sub = self.ctx.bus.subscribe(SensorChanged, Alarm, ComponentHealth, SensorAvailability, maxsize=1000,
+                                          name="video")
+        main = self.settings.current[MAIN]
+        log.info("dashboard camera at %s (%dx%d, %s fps idle, encoder %s%s)", self.stream_uri(self.cfg.rtsp_host),
+                 main.width, main.height, main.fps, self.encoder_choice.name,
+                 "".join(f", substream {self.settings.current[SUB].width}x{self.settings.current[SUB].height} at "
+                         f"{self.cfg.substream_mount}" for _ in [1] if SUB in self.encoders))
 
     async def run(self) -> None:
         try:
@@ -240,7 +366,8 @@ class VideoComponent(Component):
 
     def problem(self) -> str | None:
         """Why the pipeline must be rebuilt, or None."""
-        gst_err = (self.encoder.poll_error() if self.encoder is not None else None) or (self.rtsp.error if self.rtsp else None)
+        gst_err = next((e for e in (enc.poll_error() for enc in list(self.encoders.values())) if e), None) \
+            or (self.rtsp.error if self.rtsp else None)
         if gst_err:
             return f"GStreamer error: {gst_err}"
         if self.producer is not None and self.producer.error:
@@ -279,3 +406,15 @@ class VideoComponent(Component):
         clients = self.rtsp.clients if self.rtsp is not None else 0
         enc = self.encoder_choice.name if self.encoder_choice else "?"
         return Health(self._state == "running", f"{self._state}, {enc}, {clients} RTSP clients")
+
+
+def _scale(img, width: int, height: int):
+    """The picture at the substream's size: a box reduce when the factor is whole (fastest)."""
+    if img.size == (width, height):
+        return img
+    fx, fy = img.width / width, img.height / height
+    if fx == fy and fx == int(fx):
+        return img.reduce(int(fx))
+    from PIL import Image
+
+    return img.resize((width, height), Image.Resampling.BILINEAR)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from ..section import Section
+from ..section import KeyProblem, Section
 
 ENCODERS = ("auto", "x264", "v4l2h264enc", "pyav-v4l2m2m", "pyav-x264")
 
@@ -30,6 +30,35 @@ class VideoConfig(Section):
     repeat_frame_ms: int = Field(20, ge=20, le=50, description="repeat an alarm frame after this many ms (ffmpeg-based clients hold a frame until the next)")
     stall_s: float = Field(5.0, ge=1, le=60, description="no encoded frame for this long: the pipeline is rebuilt")
     jpeg_quality: int = Field(85, ge=30, le=95)
+    substream: bool = Field(True, description="also serve a low-resolution stream (NVR multi-view grids) at <mount>_sub")
+    substream_width: int | None = Field(None, ge=160, le=3840, multiple_of=8,
+                                        description="substream width (a multiple of 8); default half the width")
+    substream_height: int | None = Field(None, ge=90, le=2160, multiple_of=2,
+                                         description="substream height (even); default half the height")
+    substream_bitrate_kbps: int = Field(400, ge=64, le=50_000, description="substream target bitrate")
+
+    @property
+    def substream_size(self) -> tuple[int, int]:
+        """The substream size: the configured one, else half the picture (rounded to what H.264 takes)."""
+        w = self.substream_width or max(160, (self.width // 2) // 8 * 8)
+        h = self.substream_height or max(90, (self.height // 2) // 2 * 2)
+        return w, h
+
+    @property
+    def substream_mount(self) -> str:
+        return self.mount + "_sub"
+
+    @model_validator(mode="after")
+    def _substream_fits(self) -> "VideoConfig":
+        w, h = self.substream_size
+        problems = []
+        if w > self.width:
+            problems.append((("substream_width",), f"substream width {w} is larger than the picture width {self.width}"))
+        if h > self.height:
+            problems.append((("substream_height",), f"substream height {h} is larger than the picture height {self.height}"))
+        if problems:
+            raise KeyProblem(problems)
+        return self
 
     @field_validator("mount")
     @classmethod

@@ -1,15 +1,18 @@
 """The RTSP server: gst-rtsp-server on its own GLib main loop thread.
 
-One shared media factory: whatever the number of clients there is one media pipeline,
-``appsrc (H.264 access units) ! h264parse ! rtph264pay``, and the picture is encoded once,
-upstream of it (edge/video/pipeline.py). Clients use RTP over TCP (interleaved) or UDP.
-Every request needs the device credentials (RTSP Digest); a rotation swaps them at once.
+One shared media factory per stream (the main stream and the substream, each on its own
+mount): whatever the number of clients there is one media pipeline per stream,
+``appsrc (H.264 access units) ! h264parse ! rtph264pay``, and each picture is encoded once,
+upstream of it (edge/video/component.py). Clients use RTP over TCP (interleaved) or UDP
+unicast. Every request needs the device credentials (RTSP Digest); a rotation swaps them at once.
 
 What the rest of edge calls (from any thread):
 
-- ``push_au(data, is_key)``: hand an encoded access unit to the media (a fresh media gets
-  nothing until the first keyframe, so a client never starts on a broken picture).
+- ``push_au(data, is_key, stream)``: hand an encoded access unit to that stream's media (a
+  fresh media gets nothing until the first keyframe, so a client never starts on a broken
+  picture).
 - ``set_credentials(user, password)``.
+- ``disconnect_clients()``: after an encoder change, so clients reconnect to the new stream.
 - ``on_keyframe_needed``: called when a media is created and on every client's PLAY.
 """
 
@@ -41,21 +44,24 @@ MEDIA_LAUNCH = (
 
 
 class _Feed:
-    """One media's appsrc and whether it has had its first keyframe."""
+    """One media's appsrc, its stream and whether it has had its first keyframe."""
 
-    __slots__ = ("appsrc", "keyed")
+    __slots__ = ("appsrc", "keyed", "stream")
 
-    def __init__(self, appsrc: Gst.Element):
+    def __init__(self, appsrc: Gst.Element, stream: str):
         self.appsrc = appsrc
+        self.stream = stream
         self.keyed = False
 
 
 class RtspServer:
-    def __init__(self, host: str, port: int, mount: str, user: str, password: str,
+    def __init__(self, host: str, port: int, mounts: dict[str, str], user: str, password: str,
                  on_keyframe_needed: Callable[[str], None]):
+        """``mounts``: stream name ("main", "sub") -> RTSP path ("/dashboard")."""
         Gst.init(None)
         self.host = host
-        self.mount = mount
+        self.mounts = dict(mounts)
+        self.mount = next(iter(self.mounts.values()))
         self.on_keyframe_needed = on_keyframe_needed
         self.error: str | None = None
         self.clients = 0
@@ -79,17 +85,18 @@ class RtspServer:
         self._add_user(user, password)
         self.server.set_auth(self.auth)
 
-        f = self.factory = GstRtspServer.RTSPMediaFactory()
-        f.set_launch(MEDIA_LAUNCH)
-        f.set_shared(True)
-        f.set_protocols(GstRtsp.RTSPLowerTrans.TCP | GstRtsp.RTSPLowerTrans.UDP)
-        perms = GstRtspServer.RTSPPermissions()
-        perms.add_role(ROLE)
-        perms.add_permission_for_role(ROLE, "media.factory.access", True)
-        perms.add_permission_for_role(ROLE, "media.factory.construct", True)
-        f.set_permissions(perms)
-        f.connect("media-configure", self._media_configure)
-        self.server.get_mount_points().add_factory(mount, f)
+        for stream, path in self.mounts.items():
+            f = GstRtspServer.RTSPMediaFactory()
+            f.set_launch(MEDIA_LAUNCH)
+            f.set_shared(True)
+            f.set_protocols(GstRtsp.RTSPLowerTrans.TCP | GstRtsp.RTSPLowerTrans.UDP)
+            perms = GstRtspServer.RTSPPermissions()
+            perms.add_role(ROLE)
+            perms.add_permission_for_role(ROLE, "media.factory.access", True)
+            perms.add_permission_for_role(ROLE, "media.factory.construct", True)
+            f.set_permissions(perms)
+            f.connect("media-configure", self._media_configure, stream)
+            self.server.get_mount_points().add_factory(path, f)
 
     # ---- credentials ----------------------------------------------------------------
     def _add_user(self, user: str, password: str) -> None:
@@ -115,7 +122,7 @@ class RtspServer:
         self.port = self.server.get_bound_port()
         self._thread = threading.Thread(target=self._loop.run, name="glib-rtsp", daemon=True)
         self._thread.start()
-        log.info("RTSP on %s:%s%s (digest auth, TCP+UDP)", self.host, self.port, self.mount)
+        log.info("RTSP on %s:%s %s (digest auth, TCP+UDP)", self.host, self.port, " ".join(self.mounts.values()))
 
     def stop(self) -> None:
         done = threading.Event()
@@ -123,7 +130,8 @@ class RtspServer:
         def teardown(*_a) -> bool:
             try:
                 self.server.client_filter(lambda server, client, *a: GstRtspServer.RTSPFilterResult.REMOVE)
-                self.server.get_mount_points().remove_factory(self.mount)
+                for path in self.mounts.values():
+                    self.server.get_mount_points().remove_factory(path)
                 src = self._ctx.find_source_by_id(self._source_id) if self._source_id else None
                 if src is not None:
                     src.destroy()
@@ -144,10 +152,28 @@ class RtspServer:
         with self._lock:
             self._feeds.clear()
 
+    def disconnect_clients(self, timeout: float = 3.0) -> None:
+        """Close every client connection (they reconnect and get the stream as it now is)."""
+        if self._thread is None or not self._thread.is_alive():
+            return
+        done = threading.Event()
+
+        def kick(*_a) -> bool:
+            try:
+                self.server.client_filter(lambda server, client, *a: GstRtspServer.RTSPFilterResult.REMOVE)
+            finally:
+                done.set()
+            return False
+
+        src = GLib.idle_source_new()
+        src.set_callback(kick)
+        src.attach(self._ctx)
+        done.wait(timeout)
+
     # ---- media and clients (GLib thread) --------------------------------------------
-    def _media_configure(self, factory, media) -> None:
+    def _media_configure(self, factory, media, stream: str) -> None:
         appsrc = media.get_element().get_by_name("h264src")
-        feed = _Feed(appsrc)
+        feed = _Feed(appsrc, stream)
         with self._lock:
             self._feeds.append(feed)
         media.connect("unprepared", self._media_unprepared, feed)
@@ -170,9 +196,9 @@ class RtspServer:
         self.on_keyframe_needed("client PLAY")
 
     # ---- data (any thread) ----------------------------------------------------------
-    def push_au(self, data: bytes, is_key: bool) -> None:
+    def push_au(self, data: bytes, is_key: bool, stream: str = "main") -> None:
         with self._lock:
-            feeds = list(self._feeds)
+            feeds = [f for f in self._feeds if f.stream == stream]
         for feed in feeds:
             if not feed.keyed:
                 if not is_key:

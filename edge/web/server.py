@@ -14,7 +14,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from ..auth import HttpAuth
+from ..auth import PUBLIC, SESSION_USER, HttpAuth
 from ..component import Component
 from ..context import Context
 
@@ -26,7 +26,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def make_app(auth: HttpAuth, open_paths: set[str]) -> web.Application:
     @web.middleware
     async def require_credentials(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in open_paths or auth.check(request.method, request.headers.get("Authorization")):
+        # a browser session (edge.console's middleware, which runs first) or a path the console
+        # serves to anyone (its login page, its static files) passes too
+        if (request.path in open_paths or request.get(SESSION_USER) or request.get(PUBLIC)
+                or auth.check(request.method, request.headers.get("Authorization"))):
             return await handler(request)
         resp = web.Response(status=401, text="401: credentials required (see `edge credentials`)\n")
         for k, v in auth.challenge_headers():

@@ -7,7 +7,8 @@ from .generic import Generic
 from .yolink import YoLink
 from .zigbee2mqtt import Zigbee2Mqtt
 from .zwave import ZWave
+from .zwave_js_ui import ZWaveJsUi
 
-ADAPTERS: dict[str, Adapter] = {a.name: a for a in (Zigbee2Mqtt(), ZWave(), YoLink(), Generic())}
+ADAPTERS: dict[str, Adapter] = {a.name: a for a in (Zigbee2Mqtt(), ZWave(), ZWaveJsUi(), YoLink(), Generic())}
 
 __all__ = ["ADAPTERS", "Adapter", "BadPayload", "parse_json"]

@@ -17,6 +17,10 @@ from .base import BadPayload, as_number, require_object
 
 _STATE_FIELD = {"DoorSensor": "contact", "MotionSensor": "occupancy", "LeakSensor": "water_leak",
                 "VibrationSensor": "vibration", "THSensor": None, "COSmokeSensor": None}
+# the sensor kinds each YoLink device type can be (a YoLink source checks the config against it)
+KINDS_FOR_TYPE = {"DoorSensor": {"contact"}, "MotionSensor": {"motion"}, "LeakSensor": {"leak"},
+                  "VibrationSensor": {"vibration"}, "THSensor": {"temperature", "humidity"},
+                  "COSmokeSensor": {"smoke", "co"}}
 
 
 def _alert_state(kind: str, s: Any) -> bool:
@@ -33,6 +37,12 @@ def _alert_state(kind: str, s: Any) -> bool:
 class YoLink:
     name = "yolink"
     needs_json = True
+
+    @staticmethod
+    def kinds_for(device_type: str) -> set[str] | None:
+        """Kinds a device of this type can be configured as (None: a type this adapter does not read)."""
+        k = KINDS_FOR_TYPE.get(device_type)
+        return None if k is None else k | {"generic"}
 
     def decode(self, topic: str, data: Any, raw: bytes, sensor: SensorConfig) -> dict[str, Any] | None:
         obj = require_object(data)
