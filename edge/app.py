@@ -5,9 +5,11 @@
 - A failed component is restarted with exponential backoff and jitter while the others keep
   running; why it failed is logged and counted.
 - ``WATCHDOG=1`` is sent by the health task only while the event loop's lag stays under the
-  bound and no component is stalled; ``STATUS=`` carries a one-line health summary.
-- SIGTERM/SIGINT: ``STOPPING=1``, components stopped in reverse order (relays to safe state,
-  the store flushed last), exit within the stop budget.
+  bound, no component is stalled (a hung store writer is one) and no critical component has
+  been down longer than ``critical_down_max_s``; ``STATUS=`` (and /healthz) say why not.
+- SIGTERM/SIGINT: ``STOPPING=1``; the ``stop_first`` components (the relays: safe state) are
+  stopped before anything else, then the others in reverse order (the store flushed late),
+  exit within the stop budget.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ log = logging.getLogger("edge.app")
 
 STOP_BUDGET_S = 4.5
 CANCEL_BUDGET_S = 1.0
+FIRST_CANCEL_BUDGET_S = 0.2
 STABLE_RUN_S = 60.0  # a component that ran this long gets its backoff reset
 EXIT_RESTART = 75  # EX_TEMPFAIL: a clean stop that asks systemd (Restart=on-failure) for a restart
 
@@ -41,6 +44,7 @@ class _Slot:
     restarts: int = 0
     last_error: str = ""
     task: asyncio.Task[None] | None = None
+    down_since: float = field(default_factory=time.monotonic)  # while not running
 
 
 class Supervisor:
@@ -58,6 +62,7 @@ class Supervisor:
         self.watchdog_withheld = ""
         cfg = ctx.config.service
         self.lag_bound_s = cfg.loop_lag_max_ms / 1000
+        self.critical_down_max_s = cfg.critical_down_max_s
         self.backoff_initial = cfg.restart_backoff_initial_s
         self.backoff_max = cfg.restart_backoff_max_s
         self.started_at = time.time()
@@ -71,6 +76,7 @@ class Supervisor:
             try:
                 await comp.start()
                 slot.running = True
+                slot.down_since = 0.0
                 slot.started.set()
                 slot.first_attempt_done.set()
                 comp.beat()
@@ -80,6 +86,8 @@ class Supervisor:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a component failure must never kill the others
+                if slot.running or not slot.down_since:
+                    slot.down_since = time.monotonic()
                 slot.running = False
                 slot.first_attempt_done.set()
                 self.ctx.metrics.component_up.labels(comp.name).set(0)
@@ -116,7 +124,12 @@ class Supervisor:
         return True, f"ok: {len(self.slots)} components up"
 
     def _stalled(self) -> list[str]:
-        return [f"{s.component.name} stalled {s.component.stalled_for():.1f}s" for s in self.slots if s.component.stalled_for() > 0]
+        out = [s.component.stall_detail() for s in self.slots if s.component.stalled_for() > 0]
+        now = time.monotonic()
+        for s in self.slots:
+            if s.component.critical and not s.running and s.down_since and now - s.down_since > self.critical_down_max_s:
+                out.append(f"{s.component.name} down for {now - s.down_since:.0f} s ({s.last_error or 'starting'})")
+        return out
 
     async def _lag_monitor(self, tick: float = 0.1) -> None:
         loop = asyncio.get_running_loop()
@@ -211,23 +224,19 @@ class Supervisor:
         aux: list[asyncio.Task[None]] = [
             asyncio.create_task(self._lag_monitor(), name="lag-monitor"),
         ]
+        log.info("starting %d components: %s", len(self.slots), ", ".join(s.component.name for s in self.slots))
         try:
             for slot in self.slots:
                 slot.task = asyncio.create_task(self._lifecycle(slot), name=f"component:{slot.component.name}")
-                # in order: the next component starts once this one has tried (relays first).
-                # A critical one that failed keeps being retried, but does not hold back the
-                # ones after it (the relays still go to their safe state when the store cannot
-                # open, e.g. a database from newer software); READY=1 waits for it below.
-                await self._until(slot.first_attempt_done)
+                # in order: the next component starts once this one has tried (relays first)
+                waiter = slot.started if slot.component.critical else slot.first_attempt_done
+                stop_wait = asyncio.ensure_future(self.stop_event.wait())
+                done_wait = asyncio.ensure_future(waiter.wait())
+                await asyncio.wait({stop_wait, done_wait}, return_when=asyncio.FIRST_COMPLETED)
+                stop_wait.cancel()
+                done_wait.cancel()
                 if self.stop_event.is_set():
                     break
-                if slot.component.critical and not slot.running:
-                    log.error("%s did not start (%s): starting the rest; READY=1 waits for it", slot.component.name,
-                              slot.last_error)
-                    self.notifier.status(f"not ready: {slot.component.name}: {slot.last_error}")
-            for slot in self.slots:
-                if slot.component.critical and not self.stop_event.is_set():
-                    await self._until(slot.started)
             if not self.stop_event.is_set():
                 ok, summary = self.health_summary()
                 self.ready = True
@@ -240,36 +249,40 @@ class Supervisor:
         finally:
             await self._shutdown(aux)
 
-    async def _until(self, event: asyncio.Event) -> None:
-        """Wait for ``event`` or a stop request."""
-        stop_wait = asyncio.ensure_future(self.stop_event.wait())
-        done_wait = asyncio.ensure_future(event.wait())
-        await asyncio.wait({stop_wait, done_wait}, return_when=asyncio.FIRST_COMPLETED)
-        stop_wait.cancel()
-        done_wait.cancel()
-
     async def _shutdown(self, aux: list[asyncio.Task[None]]) -> None:
         self.notifier.stopping()
         log.info("stopping")
         deadline = time.monotonic() + STOP_BUDGET_S
-        for slot in self.slots:
-            if slot.task is not None:
-                slot.task.cancel()
-        tasks = [s.task for s in self.slots if s.task is not None]
-        if tasks:
-            # a component that swallows its cancellation must not hang the stop: its stop()
-            # still runs below (relays to safe state), and the process exits regardless
-            _, pending = await asyncio.wait(tasks, timeout=CANCEL_BUDGET_S)
-            for t in pending:
-                log.error("component task %s ignored cancellation for %.1f s; stopping anyway", t.get_name(), CANCEL_BUDGET_S)
-        for slot in reversed(self.slots):
-            remaining = max(0.2, deadline - time.monotonic())
-            try:
-                await asyncio.wait_for(slot.component.stop(), remaining)
-            except Exception as exc:  # noqa: BLE001
-                log.error("stopping %s failed: %s", slot.component.name, exc)
-            await slot.component.cancel_spawned(min(CANCEL_BUDGET_S, max(0.05, deadline - time.monotonic())))
+        first = [s for s in self.slots if s.component.stop_first]
+        # the relays before anything else: their own tasks end (no poll re-asserts a held
+        # state meanwhile), then every relay to its safe state, whatever else is slow
+        await self._cancel([s for s in first if s.task is not None], FIRST_CANCEL_BUDGET_S)
+        await asyncio.gather(*(self._stop_one(s, deadline) for s in first))
+        rest = [s for s in self.slots if not s.component.stop_first]
+        # a component that swallows its cancellation must not hang the stop: its stop()
+        # still runs below, and the process exits regardless
+        await self._cancel([s for s in rest if s.task is not None], CANCEL_BUDGET_S)
+        for slot in reversed(rest):
+            await self._stop_one(slot, deadline)
         for t in aux:
             t.cancel()
         await asyncio.gather(*aux, return_exceptions=True)
         log.info("stopped")
+
+    @staticmethod
+    async def _cancel(slots: list[_Slot], budget: float) -> None:
+        tasks = [s.task for s in slots if s.task is not None]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=budget)
+            for t in pending:
+                log.error("component task %s ignored cancellation for %.1f s; stopping anyway", t.get_name(), budget)
+
+    async def _stop_one(self, slot: _Slot, deadline: float) -> None:
+        remaining = max(0.2, deadline - time.monotonic())
+        try:
+            await asyncio.wait_for(slot.component.stop(), remaining)
+        except Exception as exc:  # noqa: BLE001
+            log.error("stopping %s failed: %s", slot.component.name, exc)
+        await slot.component.cancel_spawned(min(CANCEL_BUDGET_S, max(0.05, deadline - time.monotonic())))

@@ -42,7 +42,9 @@ class SensorReading(Event):
     sensor: str
     fields: dict[str, Any]
     source: str = ""
-    ts: float = field(default_factory=_now)
+    ts: float = field(default_factory=_now)  # the payload's own time where it carries one
+    age_s: float | None = None  # how old the payload said it was on arrival (None: it did not say)
+    stale: bool = False  # older than the sensor's max_age_s: shown and stored, acts on nothing
 
     @property
     def key(self) -> str:
@@ -51,13 +53,16 @@ class SensorReading(Event):
 
 @dataclass(frozen=True, slots=True)
 class SensorChanged(Event):
-    """The sensor's merged state after a reading changed at least one field."""
+    """The sensor's merged state after a reading changed at least one field. A ``stale``
+    change (old news: queued at a broker, replayed) fires no pulse and raises no new alarm."""
 
     sensor: str
     state: dict[str, Any]
     changed: tuple[str, ...]
     previous: dict[str, Any] = field(default_factory=dict)
     ts: float = field(default_factory=_now)
+    age_s: float | None = None
+    stale: bool = False
 
     @property
     def key(self) -> str:

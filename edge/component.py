@@ -9,8 +9,10 @@ Lifecycle, driven by ``edge.app.Supervisor``:
   components keep running.
 - ``stop()`` once at shutdown, in reverse order (relays to safe state, store flushed last).
 
-A component that can hang sets ``stall_timeout_s`` and calls ``beat()`` while it works; the
-watchdog stops pinging systemd if a beat is overdue (systemd then restarts the service).
+A component that can hang sets ``stall_timeout_s`` and calls ``beat()`` while it works (or
+overrides ``stalled_for``/``stall_detail``); the watchdog stops pinging systemd while one is
+stalled (systemd then restarts the service). ``stop_first`` components (the relays) are
+stopped before all others, so the safe state never waits for a slow component.
 ``health()`` gives a one-line summary for STATUS= and /healthz.
 
 Background work a component starts outside ``run()`` (a pulse's end, a front-panel action, a
@@ -40,6 +42,7 @@ class Component:
     name: str = "component"
     stall_timeout_s: float | None = None
     critical: bool = False  # when True, a failing start() keeps READY=1 from being sent
+    stop_first: bool = False  # stopped before every other component (relays: safe state first)
 
     def __init__(self) -> None:
         self._last_beat = time.monotonic()
@@ -80,6 +83,10 @@ class Component:
             return 0.0
         late = time.monotonic() - self._last_beat - self.stall_timeout_s
         return max(0.0, late)
+
+    def stall_detail(self) -> str:
+        """Why the watchdog is withheld for this component (when ``stalled_for() > 0``)."""
+        return f"{self.name} stalled {self.stalled_for():.1f}s"
 
     async def start(self) -> None:
         return None

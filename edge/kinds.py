@@ -140,6 +140,8 @@ ALARM_KINDS: dict[str, AlarmKind] = {a.name: a for a in (
     AlarmKind("communication", TROUBLE, ReportCodes("YS", "YK", 350)),
     AlarmKind("test", INFO, ReportCodes("RP", None, 602)),
     AlarmKind("manual_test", INFO, ReportCodes("RX", None, 601)),
+    # a relay whose pulse end could not be written (edge's own trouble: not reported)
+    AlarmKind("relay_fault", TROUBLE),
 )}
 
 

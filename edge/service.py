@@ -1,9 +1,11 @@
 """Wiring: one ``build_service()`` builds the context, the components and the supervisor from
 a config. The CLI, the demo, the tests and the benchmarks all use it.
 
-Components are added in start order: the store first (everything records into it), relays
-next (safe state before anything can command them), producers and consumers, the web
-server last (all routes registered). They stop in reverse order.
+Components are added in start order: relays first (safe state before anything else, and
+without waiting for the disk), the store next (built with its component, so anything may
+queue records from the start; a database that cannot be opened leaves the service degraded,
+never down), producers and consumers, the web server last (all routes registered). At stop
+the relays go to their safe state first, then the others stop in reverse order.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def build_components(ctx: Context, supervisor_ref: Callable[[], Supervisor | Non
     from .setup.watch import CredentialsWatcher
     from .store.component import StoreComponent
 
-    comps: list[Component] = [StoreComponent(ctx), RelayService(ctx)]
+    comps: list[Component] = [RelayService(ctx), StoreComponent(ctx)]
     if ctx.config.receivers.enabled:
         from .receivers.component import ReceiversComponent
 

@@ -16,6 +16,9 @@ class SiteConfig(Section):
 
 class ServiceConfig(Section):
     loop_lag_max_ms: int = Field(500, ge=10, description="watchdog pings stop above this loop lag")
+    critical_down_max_s: float = Field(30.0, gt=0, le=3600,
+                                       description="watchdog pings stop once a critical component (the relays) "
+                                                   "has been down this long")
     restart_backoff_initial_s: float = Field(0.5, gt=0)
     restart_backoff_max_s: float = Field(30.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -166,3 +166,39 @@ def basic_auth(user: str, password: str) -> dict[str, str]:
     import base64
 
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+class FakeSystemd:
+    """A unix datagram socket standing in for systemd's NOTIFY_SOCKET."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.05)
+        self.messages: list[tuple[float, str]] = []
+
+    def drain(self) -> list[tuple[float, str]]:
+        while True:
+            try:
+                data = self.sock.recv(4096)
+            except (socket.timeout, BlockingIOError):
+                return self.messages
+            self.messages.append((time.monotonic(), data.decode()))
+
+    def lines(self) -> list[str]:
+        return [line for _, m in self.drain() for line in m.splitlines()]
+
+    def wait_for(self, needle: str, timeout: float) -> float:
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while time.monotonic() < deadline:
+            self.drain()
+            for t, m in self.messages[seen:]:
+                if needle in m:
+                    return t
+            seen = len(self.messages)
+        raise AssertionError(f"{needle!r} not received within {timeout} s; got {self.messages}")
+
+    def close(self) -> None:
+        self.sock.close()

@@ -155,3 +155,14 @@ def test_rule_naming_an_unknown_relay_or_sensor():
 
 def test_shipped_appliance_config_is_valid():
     config_mod.load(Path(__file__).resolve().parent.parent / "image-build" / "edge.toml")
+
+
+def test_rule_pulse_lengths_the_relay_service_refuses_and_ms_where_it_means_nothing():
+    relays = '[relays.boards.pi]\ntype = "gpio"\n\n[relays.channels.strike]\nboard = "pi"\npin = 17\npulse_ms = 3000\n\n'
+    sensor = '[[sensors]]\nid = "door"\nkind = "contact"\ntopic = "z/door"\n\n'
+    cfg = config_mod.loads(relays + sensor + '[[rules]]\nsensor = "door"\nactions = [{ pulse = "strike" }]\n')
+    assert cfg.rules[0].actions[0].ms is None, "no length: the relay's own pulse_ms"
+    ps = problems(relays + sensor + '[[rules]]\nsensor = "door"\nactions = [{ pulse = "strike", ms = 900000 }]\n')
+    assert any(p.startswith("edge.toml:16: rules[0].actions[0].ms:") and "600000 ms at most" in p for p in ps), ps
+    ps = problems(relays + sensor + '[[rules]]\nsensor = "door"\nactions = [{ follow = "strike", ms = 500 }]\n')
+    assert any(p.startswith("edge.toml:16: rules[0].actions[0]") and "a follow action has none" in p for p in ps), ps

@@ -137,6 +137,15 @@ async def test_failed_pulse_end_is_retried_and_faulted_until_written(events):
 async def test_board_that_does_not_end_its_timed_pulse_is_switched_back(events, caplog):
     board, ch = channel(events, BOARD_TIMED)
     board.broken_timer = True
+    said_off_while_on: list[float] = []
+    real_switched = events.switched
+
+    def switched(relay: str, on: bool, source: str) -> None:
+        if not on and board.sim.coils[0]:
+            said_off_while_on.append(1)
+        real_switched(relay, on, source)
+
+    events.switched = switched  # type: ignore[method-assign]
     assert await ch.pulse(200, "test") == "board-timed"
     await wait_for(lambda: lengths(board), 1, what="switched back by the channel")
     # the end, the read-back delay (confirm_after_s), then the channel's own write
@@ -145,6 +154,47 @@ async def test_board_that_does_not_end_its_timed_pulse_is_switched_back(events, 
                if r.levelno == logging.ERROR)
     await wait_for(lambda: ch.pulse_until is None, 1, what="pulse over")
     assert not ch.faulted
+    assert not said_off_while_on, "the channel said off while the relay was still on"
+    assert events.switches == [(True, "test"), (False, "pulse end")]
+
+
+async def test_unexpected_error_in_the_pulse_end_faults_and_still_ends_it(events):
+    """Not a BoardError: a driver bug. The off is retried, the channel faulted meanwhile."""
+    board, ch = channel(events, SERVICE_TIMED)
+    real_write = board.write
+    failures = []
+
+    async def buggy_write(channel: int, on: bool) -> None:
+        if not on and len(failures) < 2:
+            failures.append(on)
+            raise KeyError("driver bug")
+        await real_write(channel, on)
+
+    board.write = buggy_write  # type: ignore[method-assign]
+    t0 = asyncio.get_running_loop().time()
+    assert await ch.pulse(300, "test")
+    await wait_for(lambda: ch.faulted, 1, what="faulted")
+    assert "KeyError" in ch.faulted and events.faults == [True]
+    assert events.audits[0][:2] == ("pulse end", False)
+    await wait_for(lambda: not board.sim.coils[0], 1.5, what="off after all")
+    assert asyncio.get_running_loop().time() - t0 < 0.3 + 1.0, "off within the pulse + 1 s"
+    await wait_for(lambda: not ch.faulted, 1, what="fault cleared once written")
+    assert events.faults == [True, False] and ch.on is False and ch.pulse_until is None
+
+
+async def test_a_pulse_whose_end_path_died_is_found_overdue_and_ended(events):
+    board, ch = channel(events, SERVICE_TIMED)
+    assert await ch.pulse(200, "test")
+    assert ch.end_task is not None
+    ch.end_task.cancel()  # the end path is gone (a bug, a lost task)
+    loop = asyncio.get_running_loop()
+    assert ch.overdue(loop.time()) == 0.0
+    await asyncio.sleep(0.2 + 1.05)
+    assert ch.overdue(loop.time()) > 0 and board.sim.coils[0] is True
+    ch.restart_end("still on past its end")
+    assert ch.faulted and events.faults == [True]
+    await wait_for(lambda: not board.sim.coils[0], 1, what="ended after all")
+    assert not ch.faulted and events.faults == [True, False] and ch.overdue(loop.time()) == 0.0
 
 
 async def test_link_lost_mid_board_timed_pulse_is_not_a_fault(events):

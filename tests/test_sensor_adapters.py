@@ -280,3 +280,40 @@ def test_zwave_contact_and_unknown_label():
     assert z.decode("t", {"messageType": "sensorData", "label": "Door/Window", "sensorData": "Closed"}, b"", s) == {"contact": True}
     assert z.decode("t", {"messageType": "sensorData", "label": "Energy", "sensorData": "0.05", "units": "kWh"}, b"", s) == {"energy": 0.05}
     assert z.decode("t", {"messageType": "preview", "deviceType": "camera"}, b"", s) is None
+
+
+def test_payload_own_time_and_age():
+    """The times payloads carry: YoLink ``time`` (ms), the Z-Wave gateway's ``timestampMs``
+    (ms as text), Zigbee2MQTT ``last_seen`` (ISO 8601, local ISO, or epoch ms), Z-Wave JS UI's
+    Time-Value ``time``; implausible ones (no clock, far future) are not used."""
+    import time as _time
+
+    from edge.sensors.adapters.base import SENT_AT, payload_time
+
+    now = _time.time()
+
+    def sent(adapter: str, body: dict, **cfg) -> float | None:
+        s = SensorConfig(id="x", kind=cfg.pop("kind", "contact"), topic=cfg.pop("topic", "t/x"), adapter=adapter, **cfg)
+        fields = ADAPTERS[adapter].decode(s.topic, body, json.dumps(body).encode(), s)
+        return fields.get(SENT_AT)
+
+    assert sent("yolink", yl("DoorSensor.Report", "d1", {"state": "open"})) == 1763875200.0
+    assert sent("zwave", {**ZW_DOOR, "timestampMs": "1571754749561"}) == 1571754749.561
+    assert sent("zigbee2mqtt", {"contact": True, "last_seen": "2026-11-23T05:00:00+00:00"}) == 1795410000.0
+    assert sent("zigbee2mqtt", {"contact": True, "last_seen": "2026-11-23T06:00:00+01:00"}) == 1795410000.0
+    assert sent("zigbee2mqtt", {"contact": True, "last_seen": 1795410000123}) == 1795410000.123
+    assert sent("zigbee2mqtt", {"contact": True}) is None
+    assert sent("zwave_js_ui", {"time": 1795410000123, "value": 22},
+                topic="zwave/Hallway/Front_door/notification/endpoint_0/Access_Control/Door_state_simple") == 1795410000.123
+    for bad in (0, 12345, "soon", True, None, now + 10 * 86400, float("nan"), {"x": 1}):
+        assert payload_time(bad) is None, bad
+    seen = []
+    router = Router([SensorConfig(id="door", kind="contact", topic="z/door", max_age_s=60)], seen.append,
+                    BadPayloadReporter(None))
+    router.handle("z/door", json.dumps({"contact": False, "last_seen": int((now - 90) * 1000)}).encode())
+    router.handle("z/door", json.dumps({"contact": False, "last_seen": int((now - 5) * 1000)}).encode())
+    router.handle("z/door", b'{"contact": false}')
+    (old, fresh, unknown) = seen
+    assert old.stale and 89 < old.age_s < 95 and abs(old.ts - (now - 90)) < 1 and SENT_AT not in old.fields
+    assert not fresh.stale and 4 < fresh.age_s < 10
+    assert unknown.age_s is None and not unknown.stale and abs(unknown.ts - now) < 5

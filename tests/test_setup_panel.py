@@ -386,7 +386,9 @@ label = "Gate"
 
 
 async def test_navigating_to_relays_and_select_pulses_the_channel(service_factory, fake_bus):
-    async with service_factory(PANEL_TOML + RELAYS_TOML) as svc:
+    # a wiring check with its own short pulse (default: each relay's pulse_ms, here 3 s)
+    toml = PANEL_TOML.replace("[lcd]\n", "[lcd]\nrelay_test_pulse_ms = 500\n", 1)
+    async with service_factory(toml + RELAYS_TOML) as svc:
         p = Panel(svc, fake_bus)
         await _acknowledge(p)
         board = svc.component("relays").sim_servers["main"].board

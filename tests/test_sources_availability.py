@@ -173,6 +173,9 @@ async def test_sources_check_cli(mosquitto, service_factory):
         await wait_for(lambda: svc.component("sensors").ingest.connected, what="connected")
         await publish(mosquitto.port, ("zigbee2mqtt/boiler", '{"temperature": 61.5}'))
         await wait_for(lambda: svc.component("sensors").state("boiler"), what="boiler")
+        # never heard: offline once its 0.6 s are over (the service may be up faster than that)
+        await wait_for(lambda: not svc.component("sensors").availability.current["front_door"].online, 5,
+                       what="front_door offline")
         proc = await asyncio.create_subprocess_exec(venv_bin("edge"), "sources", "check", "--config", str(svc.ctx.config_path),
                                                     "--data-dir", str(svc.ctx.data_dir), stdout=asyncio.subprocess.PIPE,
                                                     stderr=asyncio.subprocess.PIPE)

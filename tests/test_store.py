@@ -180,11 +180,14 @@ async def test_writer_death_is_reported_not_silent(tmp_path: Path, caplog):
     exc = await asyncio.wait_for(s.dead, 5)  # type: ignore[arg-type]
     assert isinstance(exc, MemoryError)
     assert "store writer died" in caplog.text
-    with pytest.raises(StoreClosed, match="simulated"):
-        await asyncio.wait_for(s.record_event("sensor", "a", {"v": 3}), 5)
+    assert not s.durable and "writer died" in s.problem
+    waiting = s.record_event("sensor", "a", {"v": 3})  # waits in memory for the next writer
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
     await s.start()  # the same object gets a new writer (what the component does on restart)
-    assert await s.record_event("sensor", "a", {"v": 4}) == 2
-    assert s.stats.events_persisted == 2
+    assert await asyncio.wait_for(waiting, 5) == 2
+    assert await s.record_event("sensor", "a", {"v": 4}) == 3
+    assert s.stats.events_persisted == 3 and s.durable
     await asyncio.wait_for(s.close(), 5)
 
 
@@ -215,8 +218,9 @@ async def test_failed_migration_step_leaves_previous_version(tmp_path: Path, mon
     monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, bad_step])
     monkeypatch.setattr(schema, "SCHEMA_VERSION", len(schema.MIGRATIONS))
     s = Store(path)
-    with pytest.raises(sqlite3.OperationalError):
-        await s.start()
+    assert await s.start() is False, "a store that cannot open does not raise: it says why and retries"
+    assert not s.durable and "OperationalError" in s.problem
+    await s.close(0.5)
     with sqlite3.connect(path) as c:
         assert c.execute("PRAGMA user_version").fetchone()[0] == len(schema.MIGRATIONS) - 1
         assert c.execute("SELECT count(*) FROM sqlite_master WHERE name = 'half_done'").fetchone()[0] == 0
@@ -226,8 +230,15 @@ async def test_newer_schema_is_refused(tmp_path: Path):
     path = tmp_path / "edge.db"
     with sqlite3.connect(path) as c:
         c.execute("PRAGMA user_version = 99")
-    with pytest.raises(schema.SchemaTooNew, match="newer than this edge knows"):
-        await Store(path).start()
+    s = Store(path)
+    assert await s.start() is False
+    assert "newer than this edge knows" in s.problem
+    f = s.record_event("sensor", "a", {"v": 1})  # waits: a downgraded service never touches the file
+    await s.close(0.2)
+    with pytest.raises(StoreClosed):
+        await f
+    with sqlite3.connect(path) as c:
+        assert c.execute("SELECT count(*) FROM sqlite_master WHERE name = 'events'").fetchone()[0] == 0
 
 
 async def test_retention_prunes_in_small_steps(tmp_path: Path):
@@ -309,7 +320,7 @@ async def test_outbox_keeps_order_until_acked(tmp_path: Path):
     await s.close()
 
 
-async def test_locked_database_fails_the_batch_not_the_writer_nor_the_loop(tmp_path: Path, monkeypatch, caplog):
+async def test_locked_database_keeps_the_batch_until_the_disk_takes_it(tmp_path: Path, monkeypatch, caplog):
     monkeypatch.setattr(schema, "BUSY_TIMEOUT_MS", 200)
     path = tmp_path / "edge.db"
     s = Store(path, batch_ms=10)
@@ -319,14 +330,17 @@ async def test_locked_database_fails_the_batch_not_the_writer_nor_the_loop(tmp_p
     t0 = time.perf_counter()
     futs = [s.record_event("sensor", "door", {"n": i}) for i in range(200)]
     assert time.perf_counter() - t0 < 0.5, "queueing must not wait for the disk"
-    results = await asyncio.wait_for(asyncio.gather(*futs, return_exceptions=True), 10)
-    assert all(isinstance(r, sqlite3.OperationalError) and "locked" in str(r) for r in results)
-    assert not s.ok and "locked" in s.stats.last_error
-    assert "ops failed: OperationalError: database is locked" in caplog.text
+    await asyncio.sleep(1.0)
+    assert not any(f.done() for f in futs), "nothing is dropped while the disk refuses it"
+    assert not s.ok and not s.durable and "locked" in s.problem
+    assert "not written: OperationalError: database is locked (kept; retrying)" in caplog.text
+    later = s.record_event("sensor", "door", {"n": "after"})
     other.execute("ROLLBACK")
     other.close()
-    assert await asyncio.wait_for(s.record_event("sensor", "door", {"n": "after"}), 5) >= 1
-    assert s.ok and s.stats.events_persisted == 1
+    ids = await asyncio.wait_for(asyncio.gather(*futs, later), 10)
+    assert ids == sorted(ids) and len(set(ids)) == 201
+    assert s.ok and s.durable and s.stats.events_persisted == 201
+    assert s.committed == s.submitted
     await s.close()
 
 
@@ -348,3 +362,36 @@ async def test_telemetry_waits_for_company_and_rides_along_with_an_urgent_event(
         await asyncio.wait_for(lone, 5)  # and a lone reading still commits within its window
     finally:
         await s.close()
+
+
+async def test_groups_commit_together_in_order_with_their_window(tmp_path: Path):
+    """What one message produced is one group: one transaction, the watermark moves past it
+    once committed, telemetry alone waits for company, anything urgent commits at once."""
+    s = Store(tmp_path / "g.db", batch_ms=20, telemetry_batch_ms=3000)
+    await s.start()
+    try:
+        s.begin_group()
+        reading = s.record_event("sensor", "temp", {"temperature": 21.5}, telemetry=True)
+        seq = s.end_group(("lane", 7, 1234))
+        assert seq == s.submitted and s.committed < seq
+        await asyncio.sleep(0.3)
+        assert not reading.done(), "a telemetry-only group waits for its window"
+        s.begin_group()
+        ev = s.record_event("sensor", "door", {"contact": False}, telemetry=True)
+        change = s.record_event("state_change", "door", {"changed": {"contact": False}})
+        state = s.set_state("door", {"contact": False})
+        seq2 = s.end_group(("lane", 8, 5678))
+        await asyncio.wait_for(change, 1)
+        assert reading.done() and ev.done() and state.done() and s.committed >= seq2
+        assert reading.result() < ev.result() < change.result()
+        s.begin_group()
+        assert s.end_group(("lane", 9, 1)) == 0, "an empty group is nothing to wait for"
+        assert await s.seen_keys("lane", 10) == {7: 1234, 8: 5678}
+        assert await s.seen_keys("other", 10) == {}
+    finally:
+        await s.close()
+    s.begin_group()
+    late = s.record_event("sensor", "x", {"v": 1})
+    assert s.end_group(None) == -1, "a closed store refuses the group"
+    with pytest.raises(StoreClosed):
+        await late

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,43 +18,7 @@ from edge.component import Component, Health
 from edge.notify import Notifier
 from edge.service import build_components, build_context
 
-from .peers import free_port
-
-
-class FakeSystemd:
-    """A unix datagram socket standing in for systemd's NOTIFY_SOCKET."""
-
-    def __init__(self, path: Path):
-        self.path = str(path)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(self.path)
-        self.sock.settimeout(0.05)
-        self.messages: list[tuple[float, str]] = []
-
-    def drain(self) -> list[tuple[float, str]]:
-        while True:
-            try:
-                data = self.sock.recv(4096)
-            except (socket.timeout, BlockingIOError):
-                return self.messages
-            self.messages.append((time.monotonic(), data.decode()))
-
-    def lines(self) -> list[str]:
-        return [line for _, m in self.drain() for line in m.splitlines()]
-
-    def wait_for(self, needle: str, timeout: float) -> float:
-        deadline = time.monotonic() + timeout
-        seen = 0
-        while time.monotonic() < deadline:
-            self.drain()
-            for t, m in self.messages[seen:]:
-                if needle in m:
-                    return t
-            seen = len(self.messages)
-        raise AssertionError(f"{needle!r} not received within {timeout} s; got {self.messages}")
-
-    def close(self) -> None:
-        self.sock.close()
+from .peers import FakeSystemd, free_port
 
 
 def _toml(port: int, lag_ms: int = 300) -> str:
@@ -307,3 +270,48 @@ def test_process_exits_even_when_a_task_ignores_cancellation(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+class FallsOver(Component):
+    """A critical component that starts, then fails and cannot start again (a board driver
+    that lost its device for good)."""
+
+    name = "relays"
+    critical = True
+
+    def __init__(self):
+        super().__init__()
+        self.starts = 0
+
+    async def start(self) -> None:
+        self.starts += 1
+        if self.starts > 1:
+            raise RuntimeError("device gone")
+
+    async def run(self) -> None:
+        await asyncio.sleep(0.2)
+        raise RuntimeError("device gone")
+
+
+async def test_critical_component_down_past_its_bound_withholds_watchdog(tmp_path, monkeypatch):
+    fake = FakeSystemd(tmp_path / "n.sock")
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    cfg = config_mod.loads("[service]\ncritical_down_max_s = 0.5\nrestart_backoff_initial_s = 0.05\n"
+                           "restart_backoff_max_s = 0.1\n")
+    ctx = build_context(cfg, tmp_path)
+    sup = Supervisor(ctx, [FallsOver()], Notifier(fake.path))
+    task = asyncio.create_task(sup.run())
+    try:
+        await _drain_async(fake, 0.5)
+        assert sup.ready and sup.watchdog_pings > 0 and not sup.watchdog_withheld, "down, but not long yet"
+        await _drain_async(fake, 1.0)
+        assert "relays down for" in sup.watchdog_withheld and "device gone" in sup.watchdog_withheld
+        pings = sup.watchdog_pings
+        await _drain_async(fake, 0.4)
+        assert sup.watchdog_pings == pings
+        assert any("STATUS=watchdog withheld: relays down for" in m for _, m in fake.messages)
+    finally:
+        sup.request_stop()
+        await asyncio.wait_for(task, 10)
+        fake.close()

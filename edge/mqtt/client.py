@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Callable
+from typing import Any, Callable
 
 import aiomqtt
 
@@ -37,16 +37,25 @@ def tls_context(cfg: MqttConfig) -> ssl.SSLContext | None:
     return ctx
 
 
-def dispatching_queue(handler: Callable[[aiomqtt.Message], object]) -> type[asyncio.Queue[aiomqtt.Message]]:
-    """An aiomqtt ``queue_type`` that hands each message to ``handler`` as paho delivers it
-    (on the loop, inside the socket read) instead of queueing it for ``async for``: no task
-    and no loop iteration per message on the hot path."""
+def take_messages(client: aiomqtt.Client, handler: Callable[[Any], object]) -> Callable[[int, int], object]:
+    """Receive ``client``'s messages as paho delivers them (``handler(paho MQTTMessage)``, on
+    the loop, inside the socket read: no task and no loop iteration per message) and
+    acknowledge QoS 1/2 messages only when told: returns ``ack(mid, qos)``.
 
-    class DispatchQueue(asyncio.Queue):  # type: ignore[type-arg]
-        def put_nowait(self, item: aiomqtt.Message) -> None:
-            handler(item)
+    aiomqtt 2.5 has no API for either (manual acknowledgement: aiomqtt issue #345, draft PR
+    #346; its ``Message`` does not carry paho's ``dup`` flag), so this sets paho's own
+    ``manual_ack`` (paho-mqtt >= 2.0) and ``on_message`` on the paho client aiomqtt wraps.
+    Call it before connecting: a persistent session's backlog arrives right after CONNACK.
+    ``async for`` on ``client.messages`` then only waits for the disconnect.
+    """
+    paho = client._client  # noqa: SLF001 - see above
+    paho.manual_ack_set(True)
 
-    return DispatchQueue
+    def on_message(_client: Any, _userdata: Any, message: Any) -> None:
+        handler(message)
+
+    paho.on_message = on_message
+    return paho.ack
 
 
 def make_client(cfg: MqttConfig, identifier: str, *, clean_session: bool, will: aiomqtt.Will | None = None,

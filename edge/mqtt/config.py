@@ -31,6 +31,11 @@ class MqttConfig(Section):
     backoff_initial_s: float = Field(0.5, gt=0, le=60)
     backoff_max_s: float = Field(30.0, gt=0, le=3600)
     max_payload_bytes: int = Field(65536, ge=64, le=16 * 1024 * 1024)
+    inflight_window: int = Field(
+        20, ge=1, le=65535,
+        description="QoS 1 messages the broker sends before it waits for acknowledgements (Mosquitto's "
+                    "max_inflight_messages: 20 by default, 1000 on the appliance); ingest acknowledges a "
+                    "message once it is committed, and commits at once when half this many wait")
 
     def read_password(self) -> str | None:
         if self.password_file is not None:

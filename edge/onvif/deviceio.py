@@ -65,7 +65,9 @@ class DeviceIOService:
         s = self.core.settings_for(name, infos.get(name))
         source = f"onvif:{req.http.remote or '?'}"
         if state == "active" and s.mode == "Monostable":
-            result = await relays.pulse(name, int(round(s.delay_s * 1000)), source=source)
+            # no DelayTime set by a client: the relay's own pulse_ms
+            ms = int(round(s.delay_s * 1000)) if name in self.core.relay_settings else None
+            result = await relays.pulse(name, ms, source=source)
         else:
             result = await relays.set(name, state == "active", source=source)
         if not getattr(result, "ok", False):

@@ -39,6 +39,8 @@ from .receiver import Receiver
 from .report import NotReportable, Report, plan, sensor_text
 from .transport import Delivery, Link
 
+LOAD_WAIT_S = 1.0  # at start: reading a receiver's queue from the store waits this long at most
+
 log = logging.getLogger("edge.receivers")
 
 ALARM_SENSOR = "receiver:{}"  # the "sensor" of a receiver's communication alarms
@@ -199,10 +201,25 @@ class ReceiversComponent(Component):
         for rx in self.receivers.values():
             if rx.queue.ready:
                 continue
-            waiting = await rx.queue.load()
+            try:  # what waits from before, and the sequence numbers: from the disk
+                waiting = await asyncio.wait_for(rx.queue.load(), LOAD_WAIT_S)  # reads only: safe to cancel
+            except TimeoutError:
+                # a store that cannot open must not hold the service's start: the reports wait in
+                # memory and go out once the store has been read (run() waits for it)
+                store = self.ctx.store
+                log.error("receiver %s: its queue cannot be read from the store yet (%s); reports wait until "
+                          "it can", rx.name, store.problem if store is not None else "no store")
+                continue
             if waiting:
                 log.warning("receiver %s: %d reports waiting from before the restart", rx.name, waiting)
             self._trouble_from_before(rx)
+
+    async def _load_then_run(self, rx: Receiver) -> None:
+        if not rx.queue.ready:
+            waiting = await rx.queue.load()
+            log.warning("receiver %s: queue read from the store at last (%d reports from before)", rx.name, waiting)
+            self._trouble_from_before(rx)
+        await rx.run()
 
     def _trouble_from_before(self, rx: Receiver) -> None:
         """A link trouble (YS) still queued from before a restart has not been restored (YK)
@@ -222,7 +239,7 @@ class ReceiversComponent(Component):
             tg.create_task(self._read_bus(), name="receivers-bus")
             tg.create_task(self._watch(), name="receivers-watch")
             for rx in self.receivers.values():
-                tg.create_task(rx.run(), name=f"receiver-{rx.name}")
+                tg.create_task(self._load_then_run(rx), name=f"receiver-{rx.name}")
 
     async def _read_bus(self) -> None:
         while True:

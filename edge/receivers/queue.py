@@ -136,8 +136,17 @@ class ReportQueue:
             await self._wake.wait()
         item = self.items[0]
         if item.id is None and item.committed is not None:
+            # on disk first; but a store that is not writing (it keeps the row in memory until
+            # the disk takes it) must not hold an alarm back
+            store = self._store()
+            while not item.committed.done() and (store is None or store.durable):
+                await asyncio.wait({item.committed}, timeout=0.25)
+            if not item.committed.done():
+                log.error("receiver %s: report %s not on disk yet (store: %s); sending it anyway", self.receiver,
+                          item.report.code, store.problem if store is not None else "none")
+                return item
             try:
-                item.id = await asyncio.shield(item.committed)
+                item.id = item.committed.result()
             except Exception as exc:  # noqa: BLE001 - an alarm is sent even when the disk refused it
                 log.error("receiver %s: report %s not on disk (%s); sending it anyway", self.receiver,
                           item.report.code, exc)
@@ -156,3 +165,10 @@ class ReportQueue:
         store = self._store()
         if item.id is not None and store is not None:
             self._spawn(store.outbox_ack([item.id]))
+        elif item.committed is not None and not item.committed.done() and store is not None:
+            # sent before its row was on disk: remove the row once it is
+            def drop(fut: "asyncio.Future[int]") -> None:
+                if not fut.cancelled() and fut.exception() is None:
+                    self._spawn(store.outbox_ack([fut.result()]))
+
+            item.committed.add_done_callback(drop)

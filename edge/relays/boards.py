@@ -55,8 +55,22 @@ class Wiring:
 
 
 class GpioWiring(Wiring):
+    """Relays on the Pi's pins. A pin holds its level only while this process has it: at
+    detach (the stop's last step, after the safe state) gpiozero makes it an input without
+    pull (``LGPIOPin.close`` claims it as an input), and when the process dies the kernel
+    frees the line (Debian's kernel, the image's: the bcm2835 pin controller sets a freed
+    line to input; Raspberry Pi OS kernels keep the last level unless
+    ``pinctrl_bcm2835.persist_gpio_outputs=n``). Either way the relay module's own default
+    (off on the usual modules) takes over, so a safe state "on" lasts while edge runs."""
+
     def __init__(self, name: str, cfg: BoardConfig, channels: dict[str, ChannelConfig], platform: Platform):
         super().__init__(name, cfg, channels, platform)
+        for cname, c in channels.items():
+            if c.safe_state == "on":
+                log.warning("relay %s: safe_state \"on\" on gpio board %s holds only while edge runs; when it stops "
+                            "the pin is released and the relay module falls to its own default (normally off). "
+                            "For a lock that must stay powered, use the relay's NC contact with safe_state \"off\" "
+                            "or a Modbus board", cname, name)
         spec = [GpioChannel(c.pin or 0, c.active_high, c.safe_state == "on") for c in channels.values()]
         self.driver = GpioBoard(name, spec, platform.pin_factory)
         self.numbers = {cname: i + 1 for i, cname in enumerate(channels)}

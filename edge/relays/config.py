@@ -123,7 +123,10 @@ class ChannelConfig(Section):
     active_high: bool = Field(True, description="gpio: false when the relay module switches on a low pin")
     mode: Literal["pulse", "follow", "latch"] = "pulse"
     pulse_ms: int = Field(500, ge=1, le=MAX_PULSE_MS, description="default pulse length")
-    safe_state: Literal["off", "on"] = Field("off", description="at start, at stop: 'on' for fail-secure maglocks")
+    safe_state: Literal["off", "on"] = Field(
+        "off", description="at start, at stop: 'on' for fail-secure maglocks. On a gpio board it holds only while edge "
+                           "runs: at stop and after a crash the pin is released and the relay module's own default "
+                           "(normally off) takes over")
     label: str = Field("", max_length=64, description="what it drives, for people")
 
 

@@ -14,8 +14,12 @@ not reached yet) refuses commands at once with the reason; a stopping service re
 
 This module only wires the parts: boards are built by ``boards.py``, each channel's rules are
 ``channel.py``, each board's health is ``monitor.py``, audit and metrics ``audit.py``.
-Start: safe state on every reachable board before READY (``critical``); stop: every channel
-to its safe state, each board concurrently, then the boards are released.
+Start: safe state on every reachable board before READY (``critical``; the relays start
+first, before the store: they never wait for the disk); stop: the relays stop before every
+other component (``stop_first``): every channel to its safe state, each board concurrently
+in one bulk write where the board takes it, then the boards are released. A watcher finds a
+relay still on past its pulse's end (the end path died or is stuck): the channel is faulted,
+its end started again, and a fault alarm raised (``relay:<name>:fault``) until it clears.
 """
 
 from __future__ import annotations
@@ -29,14 +33,14 @@ from hw.modbus import ModbusLines
 from hw.relays.base import BoardError
 from hw.relays.sim import SimServer
 
-from ..bus import RelayChanged
+from ..bus import Alarm, RelayChanged
 from ..component import Component, Health
 from ..context import Context
-from ..interfaces import RELAYS, CommandResult, RelayInfo, unknown_relay
+from ..interfaces import RELAYS, CommandResult, RelayInfo, record, unknown_relay
 from .api import add_routes
 from .audit import Recorder
 from .boards import Wiring, build_board
-from .channel import Channel, onoff
+from .channel import CONFIRM_SLACK_S, Channel, onoff
 from .config import MAX_PULSE_MS, RelaysConfig
 from .monitor import BoardMonitor
 
@@ -46,6 +50,8 @@ log = logging.getLogger("edge.relays")
 class RelayService(Component):
     name = "relays"
     critical = True  # READY=1 only once every reachable relay is in its safe state
+    stop_first = True  # at stop, the safe state before anything else stops
+    WATCH_S = 0.25
 
     def __init__(self, ctx: Context):
         super().__init__()
@@ -59,6 +65,7 @@ class RelayService(Component):
         self.recorder = Recorder(ctx.metrics.registry, lambda: ctx.store)
         self.stopping = False
         self._started_once = False
+        self.fault_alarms: dict[str, Alarm] = {}  # relay -> its fault alarm (active or cleared)
         ctx.registry.provide(RELAYS, self)
         add_routes(ctx.web, self)
 
@@ -70,7 +77,7 @@ class RelayService(Component):
             w = self.wirings[bname] = build_board(bname, bcfg, cfgs, self.ctx.platform)
             if w.sim is not None:
                 self.sim_servers[bname] = w.sim
-            chans = [Channel(n, c, w.driver, w.numbers[n], events, confirm_after_s=0.1 + bcfg.timeout_ms / 1000)
+            chans = [Channel(n, c, w.driver, w.numbers[n], events, confirm_after_s=CONFIRM_SLACK_S)
                      for n, c in cfgs.items()]
             self.channels.update((ch.name, ch) for ch in chans)
             self.boards[bname] = BoardMonitor(bname, bcfg, w.driver, chans, self.ctx.bus, self.recorder)
@@ -93,8 +100,19 @@ class RelayService(Component):
         async with asyncio.TaskGroup() as tg:
             for b in self.boards.values():
                 tg.create_task(b.poll_loop(self.beat), name=f"relays-poll:{b.name}")
-            if not self.boards:
-                tg.create_task(asyncio.Event().wait())
+            tg.create_task(self._watch_pulses(), name="relays-watch")
+
+    async def _watch_pulses(self) -> None:
+        """Every pulse ends: a relay still on past its end (its end path died or hangs) is
+        faulted, its end started again, and the fault raised as an alarm."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.WATCH_S)
+            now = loop.time()
+            for ch in self.channels.values():
+                late = ch.overdue(now)
+                if late:
+                    ch.restart_end(f"still on {late + 1:.1f} s past its pulse's end; the end is written again")
 
     async def stop(self) -> None:
         """Every channel to its safe state (each board concurrently), then release."""
@@ -177,6 +195,24 @@ class RelayService(Component):
         return self._result(name, cmd, t0, "", source)
 
     # ---- helpers -------------------------------------------------------------------
+    def fault_alarm(self, relay: str, faulted: bool) -> None:
+        """Raise (or clear) the alarm of a relay whose pulse end failed, on the bus and in the store."""
+        prev = self.fault_alarms.get(relay)
+        if faulted == bool(prev and prev.active):
+            return
+        ch = self.channels[relay]
+        label = ch.cfg.label or relay
+        now = time.time()
+        msg = f"relay {label}: {ch.faulted}" if faulted else f"relay {label}: pulse end written, fault cleared"
+        ev = Alarm(f"relay:{relay}:fault", relay, faulted, "relay_fault", msg,
+                   since=prev.since if (prev and not faulted) else now, ts=now)
+        self.fault_alarms[relay] = ev
+        self.ctx.bus.publish(ev)
+        store = self.ctx.store
+        if store is not None:
+            record(store.record_event("alarm", relay, {"alarm": ev.alarm, "active": faulted, "kind": ev.kind,
+                                                       "message": msg, "since": ev.since}, ts=now))
+
     def _unavailable(self, ch: Channel) -> str:
         if self.stopping:
             return "the relay service is stopping"
@@ -201,8 +237,9 @@ class _Events:
 
     def fault_changed(self, relay: str, faulted: bool) -> None:
         self.svc.recorder.faulted(relay, faulted)
+        self.svc.fault_alarm(relay, faulted)
 
-    def end_write_failed(self, relay: str, exc: BoardError) -> None:
+    def end_write_failed(self, relay: str, exc: BaseException) -> None:
         self.svc.boards[self.svc.channels[relay].cfg.board].command_failed(exc)
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> "asyncio.Task[None]":

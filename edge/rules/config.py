@@ -8,6 +8,7 @@
     door_prop_s = 30               # open longer than this -> its own alarm, cleared on close
     actions = [
       { pulse = "siren", ms = 2000 },     # pulse a relay when the condition becomes true
+      { pulse = "strike" },               # ... for the relay's own pulse_ms
       { follow = "porch_light" },         # relay on while true, off when false (invert = true flips)
       { latch = "buzzer" },               # relay on when true; stays on until commanded off
       { alarm = "Front door opened" },    # Alarm on the bus while true, cleared when false
@@ -41,7 +42,7 @@ ACTION_TYPES = ("pulse", "follow", "latch", "alarm", "report")
 
 class RuleAction(Section):
     pulse: str | None = Field(None, description="relay to pulse when the condition becomes true")
-    ms: int = Field(1000, ge=1, le=3_600_000, description="pulse length")
+    ms: int | None = Field(None, ge=1, le=3_600_000, description="pulse length (default: the relay's pulse_ms)")
     follow: str | None = Field(None, description="relay that follows the condition")
     invert: bool = False
     latch: str | None = Field(None, description="relay switched on (and left on) when the condition becomes true")
@@ -58,6 +59,8 @@ class RuleAction(Section):
         if len(set_) != 1:
             raise ValueError("an action is exactly one of pulse, follow, latch, alarm, report "
                              "(e.g. { pulse = \"siren\", ms = 2000 })")
+        if self.ms is not None and set_[0] != "pulse":
+            raise ValueError(f"ms is the length of a pulse; a {set_[0]} action has none")
         return self
 
     @property

@@ -4,6 +4,11 @@ The config (``edge.rules.config``) says what to do; this engine does it. Only ed
 repeated report changes nothing). A sensor whose state is unknown counts as "condition
 false", so the first "open" after start fires. Relay actions are started as tasks at once;
 their outcome (CommandResult) is recorded in the store with the rule firing.
+
+Old news (a ``stale`` change: its payload says it is older than the sensor's ``max_age_s``)
+moves the rule's condition but fires no pulse or latch, raises no new alarm and starts no
+door-prop timer; what was not done is recorded ("skipped"). Clearing an alarm and ``follow``
+(a relay mirroring the latest known state) still happen.
 """
 
 from __future__ import annotations
@@ -169,9 +174,21 @@ class RulesEngine(Component):
             rule.fired += 1
             trigger = {rule.field: ev.state.get(rule.field)}
             for action in rule.cfg.actions:
+                if ev.stale and now_active and action.type != "follow":
+                    self._skip_stale(rule, action, trigger, ev)
+                    continue
                 self._run_action(rule, action, now_active, trigger)
             if rule.cfg.door_prop_s is not None:
-                self._door_prop(rule, now_active)
+                self._door_prop(rule, now_active and not ev.stale)
+
+    def _skip_stale(self, rule: Rule, action: RuleAction, trigger: dict[str, Any], ev: SensorChanged) -> None:
+        why = f"stale: the reading is {ev.age_s or 0:.0f} s old (max_age_s {rule.sensor.max_age_s:g} s)"
+        log.warning("rule %s: %s %s not done: %s", rule.name, action.type, action.relay or action.alarm or "", why)
+        store = self.ctx.store
+        if store is not None:
+            record(store.record_event("rule", rule.name, {
+                "sensor": rule.sensor.id, "trigger": trigger, "action": action.type, "relay": action.relay,
+                "ok": False, "skipped": why}, ts=ev.ts))
 
     def _holds_now(self, rule: Rule, states: Any) -> bool:
         """Whether a (new) rule's condition holds now, as the latest state or availability says."""

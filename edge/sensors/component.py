@@ -37,7 +37,7 @@ def yolink_sources(ctx: Context, feed: Any, bad: BadPayloadReporter, base: str) 
         mine = [(i, s) for i, s in enumerate(cfg.sensors)
                 if s.source == "yolink" and (s.yolink == name or (s.yolink is None and len(cfg.yolink) == 1))]
         if mine:
-            out[name] = YoLinkSourceRunner(name, ycfg, ctx.data_dir, mine, feed, bad, base)
+            out[name] = YoLinkSourceRunner(name, ycfg, ctx.data_dir, mine, feed, bad, base, lambda: ctx.store)
     return out
 
 
@@ -69,7 +69,7 @@ class SensorsComponent(Component):
         base = client_id_base(ctx)
         self.ingest: IngestLanes | None = None
         if cfg.mqtt.enabled and self.router.filters:
-            self.ingest = IngestLanes(cfg.mqtt, base, self.router)
+            self.ingest = IngestLanes(cfg.mqtt, base, self.router, lambda: ctx.store)
         self.yolink = yolink_sources(ctx, self.feed, self.bad, base)
         self.simulator = None
         if ctx.demo and cfg.mqtt.enabled:
@@ -147,8 +147,9 @@ class SensorsComponent(Component):
         if problems:
             return Health(False, "; ".join(problems))
         offline = sum(1 for a in self.availability.current.values() if not a.online)
+        dup = f", {self.ingest.duplicates} duplicates" if self.ingest is not None and self.ingest.duplicates else ""
         return Health(True, f"{len(self.sensors)} sensors ({offline} offline), {self.tracker.readings} readings, "
-                            f"{self.bad.total} bad payloads")
+                            f"{self.bad.total} bad payloads{dup}")
 
     def sources(self) -> dict[str, Any]:
         """Every source's connection and every sensor's last message (``edge sources check``)."""

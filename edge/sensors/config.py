@@ -162,6 +162,11 @@ class SensorConfig(Section):
     offline_after_s: float | None = Field(None, ge=0, le=30 * 86400, description=(
         "silent longer than this -> offline (default: the kind's; GPIO and Modbus inputs: 0 = not supervised)"))
     battery_low_pct: float | None = Field(None, ge=0, le=100, description="battery low at or below (default: the kind's)")
+    # old news: a reading whose payload says it is older than this (YoLink ``time``, the Z-Wave
+    # gateway's ``timestampMs``, Zigbee2MQTT's ``last_seen``) is stored and shown but fires no
+    # pulse and raises no new alarm (queued at a broker while edge was away, replayed); 0: never
+    max_age_s: float = Field(120.0, ge=0, le=86400 * 365,
+                             description="readings older than this (by the payload's own time) act on nothing; 0 = no limit")
     # presentation
     zone: str = ""
     unit: str = ""

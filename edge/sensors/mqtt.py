@@ -4,7 +4,11 @@ clean_session False) so what was published while we were away arrives after reco
 and reconnect forever with exponential backoff and jitter.
 
 Messages are decoded on the loop as they arrive (no per-message task, no disk, no await):
-the hot path from a door contact to the relay is in memory.
+the hot path from a door contact to the relay is in memory. Each message is acknowledged to
+the broker only once what it produced is committed (``acks.py``): a crash before the commit
+leaves the message with the broker, which delivers it again. QoS 2 publishers' messages
+reach us at QoS 1 (the subscription's QoS): acknowledged after commit like the rest, their
+duplicates recognised (``acks.SeenKeys``).
 """
 
 from __future__ import annotations
@@ -17,43 +21,67 @@ from typing import Any, Callable
 import aiomqtt
 
 from ..backoff import Backoff
-from ..mqtt.client import dispatching_queue, make_client, raise_if_cancelling, tls_context
+from ..mqtt.client import make_client, raise_if_cancelling, take_messages, tls_context
 from ..mqtt.config import MqttConfig
+from .acks import AckQueue, Deliveries
 
 log = logging.getLogger("edge.mqtt")
 
 
 class MqttIngest:
-    """Subscribes ``filters`` and hands every message to ``on_message(topic, payload)``."""
+    """Subscribes ``filters`` and hands every message to ``on_message(topic, payload)``;
+    acknowledges it once the store committed what that produced (``store()``: the store,
+    or None without one)."""
 
-    def __init__(self, cfg: MqttConfig, identifier: str, filters: list[str], on_message: Callable[[str, bytes], object]):
+    def __init__(self, cfg: MqttConfig, identifier: str, filters: list[str], on_message: Callable[[str, bytes], object],
+                 store: Callable[[], Any] = lambda: None):
         self.cfg = cfg
         self.identifier = identifier
         self.filters = filters
         self.on_message = on_message
+        self._store = store
         self.backoff = Backoff(cfg.backoff_initial_s, cfg.backoff_max_s)
         self.connected = False
         self.connects = 0
         self.last_error = ""
         self.received = 0
+        self.acks = AckQueue(store, cfg.inflight_window)
+        self.deliveries = Deliveries(identifier, store, cfg.inflight_window)
         self._ssl = tls_context(cfg)  # reads cert files once, at build time
         self._password = cfg.read_password()
         self.connected_event = asyncio.Event()
+        st = store()
+        if st is not None:
+            st.add_listener(self.acks.release)
 
-    def _deliver(self, msg: aiomqtt.Message) -> None:
+    @property
+    def duplicates(self) -> int:
+        return self.deliveries.duplicates
+
+    def _deliver(self, msg: Any) -> None:
         self.received += 1
-        payload = msg.payload if isinstance(msg.payload, (bytes, bytearray)) else str(msg.payload or "").encode()
+        self.deliveries.deliver(msg, self.acks, self._handle)
+
+    def _handle(self, raw_topic: bytes, payload: bytes) -> None:
         try:
-            self.on_message(msg.topic.value, bytes(payload))
+            topic = raw_topic.decode("utf-8")
+        except UnicodeDecodeError:
+            log.warning("mqtt in: a topic that is not UTF-8 (%r) ignored", raw_topic[:80])
+            return
+        try:
+            self.on_message(topic, payload)
         except Exception:  # noqa: BLE001 - never into paho's read loop
-            log.exception("mqtt in: handling a message on %s failed", msg.topic.value[:120])
+            log.exception("mqtt in: handling a message on %s failed", topic[:120])
 
     async def run(self) -> None:
+        await self.deliveries.load_seen()
         while True:
             began = time.monotonic()
             try:
-                client = make_client(self.cfg, self.identifier, clean_session=False, ssl_ctx=self._ssl, password=self._password,
-                                     queue_type=dispatching_queue(self._deliver))
+                client = make_client(self.cfg, self.identifier, clean_session=False, ssl_ctx=self._ssl, password=self._password)
+                # acks owed from the first message: a persistent session's backlog arrives with
+                # the CONNACK, before the connect returns
+                self.acks.connected(take_messages(client, self._deliver))
                 async with client:
                     raise_if_cancelling()
                     if self.filters:
@@ -75,6 +103,8 @@ class MqttIngest:
             finally:
                 self.connected = False
                 self.connected_event.clear()
+                self.acks.disconnected()
+                self.deliveries.said_duplicates()
             if time.monotonic() - began > 60:
                 self.backoff.reset()
             delay = self.backoff.next()
@@ -90,13 +120,13 @@ class IngestLanes:
     readings; on the loop both sockets are read in turn. Each lane decodes only its own
     sensors, so a topic on both lanes is not read twice."""
 
-    def __init__(self, cfg: MqttConfig, base_id: str, router: Any):
+    def __init__(self, cfg: MqttConfig, base_id: str, router: Any, store: Callable[[], Any] = lambda: None):
         self.lanes: list[MqttIngest] = []
         for lane, suffix in (("fast", "in"), ("bulk", "in-bulk")):
             filters = router.filters_for(lane)
             if filters:
                 handler = (lambda topic, payload, _lane=lane: router.handle(topic, payload, lane=_lane))
-                self.lanes.append(MqttIngest(cfg, f"{base_id}-{suffix}", filters, handler))
+                self.lanes.append(MqttIngest(cfg, f"{base_id}-{suffix}", filters, handler, store))
         self.connected_event = asyncio.Event()
 
     @property
@@ -110,6 +140,14 @@ class IngestLanes:
     @property
     def received(self) -> int:
         return sum(lane.received for lane in self.lanes)
+
+    @property
+    def acked(self) -> int:
+        return sum(lane.acks.acked for lane in self.lanes)
+
+    @property
+    def duplicates(self) -> int:
+        return sum(lane.duplicates for lane in self.lanes)
 
     @property
     def last_error(self) -> str:

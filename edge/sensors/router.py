@@ -4,10 +4,12 @@ payload once, run each sensor's adapter. Bad payloads are reported, never raised
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Callable
 
 from ..bus import SensorReading
 from .adapters import ADAPTERS, BadPayload, parse_json
+from .adapters.base import SENT_AT
 from .availability import AVAILABLE
 from .badpayload import BadPayloadReporter
 from .config import SensorConfig
@@ -26,6 +28,17 @@ def topic_matches(filt: str, topic: str) -> bool:
         if f != "+" and f != tp[i]:
             return False
     return len(fp) == len(tp)
+
+
+def reading_for(s: SensorConfig, fields: dict[str, Any], source: str, now: float, ts: float | None = None) -> SensorReading:
+    """The reading of ``fields`` decoded for sensor ``s``: at the payload's own time when the
+    adapter found one (``SENT_AT``, taken out of the fields), with its age and whether that
+    is older than the sensor's ``max_age_s`` (stale: shown and stored, acts on nothing)."""
+    sent = fields.pop(SENT_AT, None) if SENT_AT in fields else None
+    if sent is None:
+        return SensorReading(s.id, fields, source, now if ts is None else ts)
+    age = now - sent
+    return SensorReading(s.id, fields, source, sent, round(age, 3), 0 < s.max_age_s < age)
 
 
 class Router:
@@ -80,6 +93,7 @@ class Router:
         data: Any = None
         parse_error: BadPayload | None = None
         n = 0
+        now = time.time()
         for s in sensors:
             adapter = ADAPTERS[s.adapter]
             try:
@@ -110,8 +124,6 @@ class Router:
                 if not fields:
                     n += 1
                     continue
-            reading = SensorReading(s.id, fields, source=f"mqtt:{s.adapter}") if ts is None else \
-                SensorReading(s.id, fields, source=f"mqtt:{s.adapter}", ts=ts)
-            self.feed(reading)
+            self.feed(reading_for(s, fields, f"mqtt:{s.adapter}", now, ts))
             n += 1
         return n

@@ -3,6 +3,12 @@ only when a field really changed (a repeated report changes nothing).
 
 The bus events go out first (the rules decide in memory and drive the relay at once); the
 store records the reading and the change alongside, without the caller waiting for it.
+
+Old news: a reading that carries its own time says how old it is (``age_s``); a stale one
+(older than its sensor's ``max_age_s``) still changes the state and is recorded, with its
+age and ``stale`` in the records, and the rules act on nothing in it. A reading older than
+the one the state already holds (by their own times: delivered out of order) is recorded,
+marked ``_late``, and changes nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +29,9 @@ class StateTracker:
         self._store = store
         self.states: dict[str, dict[str, Any]] = {}
         self.updated: dict[str, float] = {}
+        self.sent_at: dict[str, float] = {}  # the own time of the reading each state is from
+        self.stale = 0
+        self.late = 0
         self.sensor_ids = sensor_ids
         self.record_readings = record_readings
         self.readings = 0
@@ -35,22 +44,36 @@ class StateTracker:
         if self.sensor_ids is not None and reading.sensor not in self.sensor_ids:
             return None
         self.readings += 1
-        prev = self.states.get(reading.sensor, {})
-        changed = tuple(k for k, v in reading.fields.items() if k not in prev or prev[k] != v)
+        sensor = reading.sensor
+        prev = self.states.get(sensor, {})
+        late = False
+        if reading.age_s is not None:
+            if reading.ts < self.sent_at.get(sensor, 0.0):
+                late = True  # older than the state we hold: delivered out of order
+                self.late += 1
+            else:
+                self.sent_at[sensor] = reading.ts
+        changed = () if late else tuple(k for k, v in reading.fields.items() if k not in prev or prev[k] != v)
+        if reading.stale:
+            self.stale += 1
+            if changed:
+                log.warning("sensor %s: a change %.0f s old (over its max_age_s): recorded, acts on nothing",
+                            sensor, reading.age_s)
         ev: SensorChanged | None = None
         self.bus.publish(reading)
         if changed:
             new = {**prev, **reading.fields}
-            self.states[reading.sensor] = new
+            self.states[sensor] = new
             self.changes += 1
-            ev = SensorChanged(reading.sensor, new, changed, prev, ts=reading.ts)
+            ev = SensorChanged(sensor, new, changed, prev, reading.ts, reading.age_s, reading.stale)
             self.bus.publish(ev)
             for listener in self.listeners:
                 try:
                     listener(ev)
                 except Exception:  # noqa: BLE001 - a listener's bug must not stop the ingest
                     log.exception("sensor change listener failed for %s", ev.sensor)
-        self.updated[reading.sensor] = reading.ts
+        if not late:
+            self.updated[sensor] = reading.ts
         store = self._store()
         if store is not None:
             # a state change is a change of a state field (contact, occupancy, a mapped text
@@ -61,12 +84,21 @@ class StateTracker:
                 # of them; a reading that changed no state field is telemetry (a longer commit window)
                 # (no done-callback per reading: a batch of thousands would each cost a loop
                 # callback when it commits; the store logs its own failures)
-                store.record_event("sensor", reading.sensor, {**reading.fields, "_via": reading.source},
-                                   ts=reading.ts, telemetry=not states)
+                payload = {**reading.fields, "_via": reading.source}
+                if reading.age_s is not None:
+                    payload["_age_s"] = round(reading.age_s, 1)
+                    if reading.stale:
+                        payload["_stale"] = True
+                    if late:
+                        payload["_late"] = True
+                store.record_event("sensor", sensor, payload, ts=reading.ts, telemetry=not states)
             if ev is not None:
                 if states:
-                    record(store.record_event("state_change", reading.sensor,
-                                              {"changed": {k: ev.state[k] for k in states},
-                                               "previous": {k: prev.get(k) for k in states}}, ts=reading.ts))
-                store.set_state(reading.sensor, ev.state, ts=reading.ts)
+                    change = {"changed": {k: ev.state[k] for k in states}, "previous": {k: prev.get(k) for k in states}}
+                    if reading.age_s is not None:
+                        change["age_s"] = round(reading.age_s, 1)
+                        if reading.stale:
+                            change["stale"] = True  # the rules acted on nothing in it
+                    record(store.record_event("state_change", sensor, change, ts=reading.ts))
+                store.set_state(sensor, ev.state, ts=reading.ts)
         return ev

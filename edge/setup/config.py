@@ -21,7 +21,8 @@ class LcdConfig(Section):
     backlight_timeout_s: float = Field(120.0, ge=0, description="backlight off after this long without a button; 0 = always on")
     home_cycle_s: float = Field(4.0, ge=0.5, le=60, description="home screen shows the next item after this long")
     menu_timeout_s: float = Field(300.0, ge=10, description="back to the home screen after this long without a button")
-    relay_test_pulse_ms: int = Field(500, ge=50, le=10_000, description="pulse length of the Relays wiring check")
+    relay_test_pulse_ms: int | None = Field(None, ge=50, le=10_000,
+                                            description="pulse length of the Relays wiring check (default: each relay's pulse_ms)")
 
 
 class ButtonsConfig(Section):

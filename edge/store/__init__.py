@@ -3,7 +3,7 @@
 Contract used by the rest of edge (the implementation lives in this package):
 
     store = Store(path, retention_days=30, aggregate_retention_days=3650, batch_ms=50)
-    await store.start()                  # opens, runs migrations, starts the writer thread
+    await store.start()                  # starts the writer thread: it opens, runs migrations
     fut = store.record_event(kind, source, payload: dict, ts=None)   # never blocks the loop
     await fut                            # -> event id, resolved once its batch committed
     store.set_state(sensor, state: dict, ts=None)                    # current state upsert
@@ -35,8 +35,23 @@ Additions (this implementation):
   and on close, and rebuilt from the raw events after a crash (edge/store/aggregates.py).
 - Bad input (payload not a JSON-able dict, NaN, qos not 0/1/2), a closed store, or a writer
   200,000 ops behind give a future that fails with a clear error (ValueError / StoreClosed /
-  StoreOverloaded); nothing raises into the caller except calling before ``start()``. Every
-  failure is logged by the store.
+  StoreOverloaded); nothing raises into the caller. Every failure is logged by the store.
+- The disk: a ``Store`` takes ops from the moment it is built; they wait in memory until the
+  writer has the database open. ``await store.start()`` returns True once open, False when
+  the first attempt failed (read-only or missing directory, corrupt file, schema too new):
+  the writer keeps trying with backoff. A batch the disk refuses (I/O error, full, locked)
+  is kept and tried again until it commits; only an op's own error (a constraint) fails
+  that op. ``store.durable`` is False (``store.problem`` says why) while it cannot open,
+  writes fail, or one write has run longer than ``stalled_after_s``; ``store.busy_for()``
+  is how long the running write has taken (the watchdog's bound); ``add_listener(cb)``
+  calls ``cb()`` after every batch and when ``durable`` changes.
+- Order and groups: ops commit in the order they were queued; ``store.submitted`` is the
+  seq of the last op queued, ``store.committed`` the seq of the last one settled.
+  ``begin_group()`` ... ``end_group(seen)`` makes the ops queued in between one op (one
+  transaction; the shortest commit window of its members) and returns its seq: what one
+  MQTT message produced, acknowledged once ``committed`` reaches it. ``seen`` (lane, packet
+  id, digest) is written with it; ``await store.seen_keys(lane, limit)`` reads them back.
+  ``commit_soon()`` commits what is queued without waiting for its window.
 - ``set_state`` returns a Future[None] too; fire-and-forget is fine.
 - The outbox holds ordered queues: the uplink's (``queue=""``, the default) and one per alarm
   receiver (``"receiver:<name>"``, rows carrying their DC-09 sequence number ``seq``).

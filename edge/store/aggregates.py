@@ -34,8 +34,10 @@ Numeric = list[tuple[str, float]]
 
 
 def numeric_fields(payload: dict[str, Any]) -> Numeric | None:
-    """The top-level fields that are numbers (bools are not), finite."""
-    out = [(k, float(v)) for k, v in payload.items() if type(v) in (int, float) and math.isfinite(v)]
+    """The top-level fields that are numbers (bools are not), finite; fields whose name
+    starts with ``_`` are about the reading (``_age_s``), not readings."""
+    out = [(k, float(v)) for k, v in payload.items()
+           if type(v) in (int, float) and math.isfinite(v) and not k.startswith("_")]
     return out or None
 
 

@@ -1,8 +1,15 @@
-"""The supervisor's store component: opens the store before anything else starts.
+"""The supervisor's store component.
 
-start() opens ``config.store.path`` (default ``<data dir>/edge.db``), runs the migrations and
-sets ``ctx.store``. run() fails (so the supervisor restarts the component, which reopens the
-store) if the writer thread ever dies. stop() commits what is queued and closes.
+The ``Store`` is built (and provided as ``interfaces.STORE``) with the component, so every
+other component can queue records from its first moment, before the database is open: they
+wait in memory for the disk. start() starts the writer thread, which opens
+``config.store.path`` (default ``<data dir>/edge.db``) and runs the migrations; a database
+that cannot be opened (read-only or full card, corrupt file) does not fail the start: the
+writer keeps trying, the component reports itself degraded with the reason, and the relays
+and rules go on without it (it is not ``critical``). run() fails (so the supervisor restarts
+the component, which starts a new writer) if the writer thread ever dies, and checks for a
+hung write: one running longer than ``write_timeout_s`` stops the watchdog. stop() commits
+what is queued and closes.
 """
 
 from __future__ import annotations
@@ -14,12 +21,13 @@ from pathlib import Path
 from ..component import Component, Health
 from ..interfaces import HISTORY, STORE
 from .history import StoreHistory
-from .store import Store, StoreStats
+from .store import STALLED_AFTER_S, Store, StoreStats
 
 log = logging.getLogger("edge.store")
 
 DB_NAME = "edge.db"
 STOP_TIMEOUT_S = 1.0
+CHECK_S = 0.25
 
 
 def db_path(config, data_dir: Path) -> Path:
@@ -28,51 +36,55 @@ def db_path(config, data_dir: Path) -> Path:
 
 class StoreComponent(Component):
     name = "store"
-    critical = True
 
     def __init__(self, ctx):
         super().__init__()
         self.ctx = ctx
         self.path = db_path(ctx.config, ctx.data_dir)
-        self.store: Store | None = None
+        cfg = ctx.config.store
+        self.write_timeout_s = cfg.write_timeout_s
+        self.store = Store(self.path, cfg.retention_days, cfg.aggregate_retention_days, cfg.batch_ms,
+                           telemetry_batch_ms=cfg.telemetry_batch_ms, prune_batch_rows=cfg.prune_batch_rows,
+                           prune_interval_s=cfg.prune_interval_s, on_batch=self._publish,
+                           stalled_after_s=min(STALLED_AFTER_S, cfg.write_timeout_s))
+        ctx.registry.provide(STORE, self.store)
         ctx.registry.provide(HISTORY, StoreHistory(self.path))
+        self._started = False
 
     def _publish(self, stats: StoreStats) -> None:  # writer thread, after each batch with events
         self.ctx.metrics.events_persisted.set(stats.events_persisted)
 
     async def start(self) -> None:
-        if self.store is not None:  # restarted after the writer died: same object, new writer
-            await self.store.start()
+        opened = await self.store.start(open_wait_s=0.5)
+        if self._started:
             log.info("store writer restarted: %s", self.path)
-            return
-        cfg = self.ctx.config.store
-        store = Store(self.path, cfg.retention_days, cfg.aggregate_retention_days, cfg.batch_ms,
-                      telemetry_batch_ms=cfg.telemetry_batch_ms, prune_batch_rows=cfg.prune_batch_rows, prune_interval_s=cfg.prune_interval_s,
-                      on_batch=self._publish)
-        await store.start()
-        self.store = store
-        self.ctx.registry.provide(STORE, store)
-        log.info("store open: %s", self.path)
+        elif opened:
+            log.info("store open: %s", self.path)
+        self._started = True
 
     async def run(self) -> None:
-        assert self.store is not None and self.store.dead is not None
-        exc = await self.store.dead
-        raise RuntimeError(f"store writer stopped: {exc}")
+        dead = self.store.dead
+        assert dead is not None
+        while not dead.done():
+            await asyncio.wait([dead], timeout=CHECK_S)
+            self.store.refresh()  # a stalled write shows up here
+        raise RuntimeError(f"store writer stopped: {dead.result()}")
 
     async def stop(self) -> None:
-        if self.store is None:
-            return
-        try:
-            await asyncio.wait_for(self.store.close(), STOP_TIMEOUT_S)
-        except TimeoutError:
-            log.error("store did not close within %.1f s (disk stalled?); committed batches are safe", STOP_TIMEOUT_S)
+        await self.store.close(STOP_TIMEOUT_S)
+
+    # ---- what the supervisor asks --------------------------------------------------------
+    def stalled_for(self) -> float:
+        """Seconds a write has run past ``write_timeout_s`` (0 when fine)."""
+        return max(0.0, self.store.busy_for() - self.write_timeout_s)
+
+    def stall_detail(self) -> str:
+        return (f"store writer hung: one write has run {self.store.busy_for():.1f} s "
+                f"(bound {self.write_timeout_s:g} s) on {self.path}")
 
     def health(self) -> Health:
         s = self.store
-        if s is None or not s.running:
-            return Health(False, "store not open")
         st = s.stats
-        detail = f"{st.events_persisted} events persisted, queue {st.queue_len}"
-        if not s.ok:
-            return Health(False, f"{detail}; {st.failed_batches} failed batches, last: {st.last_error}")
-        return Health(True, detail)
+        if not s.durable:
+            return Health(False, s.problem)
+        return Health(True, f"{st.events_persisted} events persisted, queue {st.queue_len}")

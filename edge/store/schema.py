@@ -78,6 +78,18 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE outbox ADD COLUMN seq INTEGER",
         "CREATE INDEX outbox_queue ON outbox (queue, id)",
     ),
+    # 4: the key of each MQTT message recorded (per ingest connection and packet id, the last
+    # one only): a message the broker delivers again after a crash is recognised and recorded
+    # once (edge/sensors/acks.py)
+    (
+        """CREATE TABLE ingest_seen (
+            lane TEXT NOT NULL,
+            mid INTEGER NOT NULL,
+            digest INTEGER NOT NULL,
+            ts REAL NOT NULL,
+            PRIMARY KEY (lane, mid)
+        ) WITHOUT ROWID""",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,16 +1,28 @@
 """The writer thread: the only connection that writes, with group commit.
 
-The event loop puts ``Op``s on a ``queue.SimpleQueue`` (never blocks). The writer takes the
-first op, then everything else that arrives until ``batch_s`` after that first op was queued
-(or at once when an op was already waiting that long; telemetry ops carry a longer window of
-their own, and the batch closes at the earliest deadline of the ops it holds), runs the whole batch in one
-transaction, commits (``synchronous=FULL``: on disk when COMMIT returns), and only then
-resolves the callers' futures, with one ``loop.call_soon_threadsafe`` per batch.
+The event loop puts ``Op``s on a ``queue.SimpleQueue`` (never blocks); the queue belongs to
+the ``Store``, so ops queued while the database cannot be opened, or while a writer is being
+restarted, wait there for the disk. The writer takes the first op, then everything else that
+arrives until ``batch_s`` after that first op was queued (or at once when an op was already
+waiting that long; telemetry ops carry a longer window of their own, and the batch closes at
+the earliest deadline of the ops it holds), runs the whole batch in one transaction, commits
+(``synchronous=FULL``: on disk when COMMIT returns), and only then resolves the callers'
+futures and moves the commit watermark, with one ``loop.call_soon_threadsafe`` per batch.
 
-If one op of a batch fails, the batch is replayed with a savepoint per op so only the bad op
-fails; if the commit itself fails, every op of the batch fails. Either way the error is logged
-and the writer goes on with the next batch. Anything that would end the thread unexpectedly
-is logged, fails everything still queued and is reported through ``on_dead``.
+Failures:
+
+- The database cannot be opened (read-only or missing directory, corrupt file, schema too
+  new): the writer says why (``open_error``) and tries again with backoff; ops wait.
+- One op of a batch fails on its own (a constraint, a bad value): the batch is replayed with
+  a savepoint per op and only that op fails.
+- The disk fails the batch (I/O error, full, read-only, locked past the busy timeout): the
+  batch is kept and tried again with backoff until it commits; ops keep waiting in memory
+  (bounded by the store). Nothing is dropped while the disk is away.
+- Anything that would end the thread unexpectedly is logged and reported through
+  ``on_dead``; the batch in hand fails, queued ops wait for the next writer.
+
+``busy_for()`` is how long the current open or write attempt has been running: the store
+reports a writer that hangs in the disk (a stall), the supervisor's watchdog acts on it.
 """
 
 from __future__ import annotations
@@ -21,48 +33,37 @@ import queue
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import schema
+from . import ops, schema
 from .aggregates import HourlyAggregates
+from .ops import CHECKPOINT, CLOSE, EVENT, FLUSH, GROUP, PRUNE, URGENT, Op
 from .retention import Pruner
 
 log = logging.getLogger("edge.store.writer")
 
 MAX_BATCH = 5000
+OPEN_RETRY_INITIAL_S = 0.5
+OPEN_RETRY_MAX_S = 30.0
+WRITE_RETRY_INITIAL_S = 0.2
+WRITE_RETRY_MAX_S = 5.0
+# errors of a single op that retrying will not cure; anything else from SQLite is the disk's
+OP_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.ProgrammingError, sqlite3.NotSupportedError,
+             ValueError, TypeError, OverflowError)
 
-# op codes
-EVENT, STATE, AUDIT, OUTBOX_PUT, OUTBOX_PEEK, OUTBOX_ACK, FLUSH, PRUNE, CHECKPOINT, CLOSE, META_SET, META_GET = range(12)
-URGENT = frozenset({FLUSH, CLOSE, CHECKPOINT, PRUNE})
+Results = list[tuple[asyncio.Future[Any], Any, BaseException | None]]
 
 
 class StoreClosed(RuntimeError):
-    """The store is closed (or its writer stopped): nothing more is written."""
+    """The store is closed (or its writer gave up): nothing more is written."""
 
 
-@dataclass(slots=True)
-class Op:
-    code: int
-    args: tuple[Any, ...]
-    fut: asyncio.Future[Any] | None
-    t: float = field(default_factory=time.monotonic)
-    window: float | None = None  # this op's own commit window (telemetry waits longer)
+class _DiskFailed(Exception):
+    """The disk failed the batch; it is kept and tried again."""
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxMessage:
-    id: int
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool
-    queue: str = ""
-    seq: int | None = None
-
-
-def _settle(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+def settle(results: Results) -> None:
     for fut, value, exc in results:
         if fut.done():
             continue
@@ -73,40 +74,50 @@ def _settle(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]
             fut.exception()  # the writer logged it; a caller that ignores the future is fine
 
 
-_SQL_EVENT = "INSERT INTO events (ts, kind, source, payload) VALUES (?, ?, ?, ?)"
-_SQL_STATE = (
-    "INSERT INTO state (sensor, state, ts) VALUES (?, ?, ?) ON CONFLICT (sensor) DO UPDATE "
-    "SET state = excluded.state, ts = excluded.ts WHERE excluded.ts >= state.ts"
-)
-_SQL_AUDIT = "INSERT INTO relay_audit (ts, relay, command, outcome, latency_ms, detail) VALUES (?, ?, ?, ?, ?, ?)"
-_SQL_OUTBOX = "INSERT INTO outbox (ts, topic, payload, qos, retain, queue, seq) VALUES (?, ?, ?, ?, ?, ?, ?)"
-_SQL_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+def futures_of(batch: list[Op]) -> list[asyncio.Future[Any]]:
+    out = []
+    for op in batch:
+        if op.code == GROUP:
+            out += [fut for _, _, fut in op.args[0] if fut is not None]
+        elif op.fut is not None:
+            out.append(op.fut)
+    return out
 
 
 class Writer:
-    def __init__(self, path: Path, loop: asyncio.AbstractEventLoop, batch_s: float, pruner: Pruner,
-                 aggregates: HourlyAggregates,
+    """One writer thread. ``on_settled(results, upto_seq)`` runs on the loop after every
+    batch (committed, or failed for good); ``on_state()`` on the loop when the writer's
+    health changed (opened, a batch failed, writes work again)."""
+
+    def __init__(self, path: Path, loop: asyncio.AbstractEventLoop, q: "queue.SimpleQueue[Op]", batch_s: float,
+                 pruner: Pruner, aggregates: HourlyAggregates, give_up: threading.Event, *,
+                 on_settled: Callable[[Results, int], None], on_state: Callable[[], None],
                  on_batch: Callable[["Writer"], None] | None = None,
                  on_dead: Callable[[BaseException], None] | None = None):
         self.path = path
         self.loop = loop
+        self.q = q
         self.batch_s = batch_s
         self.pruner = pruner
         self.aggregates = aggregates
+        self.give_up = give_up  # set by the store: stop retrying, fail what waits, exit
+        self.on_settled = on_settled
+        self.on_state = on_state
         self.on_batch = on_batch
         self.on_dead = on_dead
-        self.q: queue.SimpleQueue[Op] = queue.SimpleQueue()
         self.conn: sqlite3.Connection | None = None
         self.thread = threading.Thread(target=self._main, name="edge-store-writer", daemon=True)
-        self.ready: asyncio.Future[None] = loop.create_future()
-        # stats, written by the writer thread only
+        self.ready: asyncio.Future[bool] = loop.create_future()  # the first open attempt: opened or not
+        # stats and health, written by the writer thread only
         self.events_persisted = 0
         self.batches = 0
         self.ops_committed = 0
         self.failed_batches = 0
         self.last_error = ""
+        self.open_error = ""  # why the database is not open ("" once it is)
         self.last_batch_ok = True
         self.migrations_applied: list[int] = []
+        self.busy_since = 0.0  # monotonic start of the running open/write attempt (0: idle)
         self.alive = False
 
     # ---- loop side --------------------------------------------------------------------
@@ -114,8 +125,9 @@ class Writer:
         self.alive = True
         self.thread.start()
 
-    def put(self, op: Op) -> None:
-        self.q.put(op)
+    def busy_for(self) -> float:
+        since = self.busy_since
+        return time.monotonic() - since if since else 0.0
 
     # ---- thread side ------------------------------------------------------------------
     def _call_loop(self, fn: Callable[..., None], *args: Any) -> None:
@@ -136,63 +148,92 @@ class Writer:
             raise
         return conn
 
+    def _open_until_ok(self) -> bool:
+        """Open the database, trying again with backoff; False when told to give up."""
+        delay = OPEN_RETRY_INITIAL_S
+        first = True
+        while True:
+            self.busy_since = time.monotonic()
+            try:
+                conn = self._open()
+            except Exception as exc:  # noqa: BLE001 - the disk or the file: reported, retried
+                self.busy_since = 0.0
+                why = f"cannot open the database {self.path}: {type(exc).__name__}: {exc}"
+                if why != self.open_error:
+                    log.error("%s; retrying every %.0f s at most, records wait in memory", why, OPEN_RETRY_MAX_S)
+                self.open_error = self.last_error = why
+                if first:
+                    first = False
+                    self._call_loop(_resolve, self.ready, False)
+                self._call_loop(self.on_state)
+                if self.give_up.wait(delay):
+                    return False
+                delay = min(delay * 2, OPEN_RETRY_MAX_S)
+                continue
+            self.busy_since = 0.0
+            self.conn = conn
+            if self.open_error:
+                log.warning("store %s open after all (%s before)", self.path, self.open_error)
+            self.open_error = ""
+            if self.migrations_applied:
+                log.info("store %s migrated to schema version %d", self.path, self.migrations_applied[-1])
+            self._call_loop(_resolve, self.ready, True)
+            self._call_loop(self.on_state)
+            return True
+
     def _main(self) -> None:
-        try:
-            self.conn = self._open()
-        except BaseException as exc:  # noqa: BLE001 - reported to start()
-            self.alive = False
-            log.error("cannot open the store %s: %s", self.path, exc)
-            self._call_loop(_set_exc_if_pending, self.ready, exc)
-            return
-        if self.migrations_applied:
-            log.info("store %s migrated to schema version %d", self.path, self.migrations_applied[-1])
-        self._call_loop(_set_result_if_pending, self.ready, None)
         err: BaseException | None = None
         batch: list[Op] = []
+        closed = False
         try:
+            if not self._open_until_ok():
+                closed = True
+                return
             while True:
                 batch = self._collect()
                 if batch:
-                    if self._apply(batch):
-                        batch = []
-                        break
+                    closed = self._commit(batch)
                     batch = []
+                    if closed:
+                        break
                 if self.aggregates.due():
-                    self._flush_aggregates()
+                    self._housekeeping(self._flush_aggregates)
                 if self.pruner.due():
-                    self._prune_step()
+                    self._housekeeping(self._prune_step)
         except BaseException as exc:  # noqa: BLE001 - the writer never dies silently
             err = exc
             self.last_error = f"writer died: {type(exc).__name__}: {exc}"
             log.critical("store writer died: %s", exc, exc_info=True)
         finally:
             self.alive = False
-            try:
-                self.conn.close()
-            except Exception as exc:  # noqa: BLE001
-                log.error("closing the store: %s", exc)
+            self.busy_since = 0.0
+            if self.conn is not None:
+                try:
+                    self.conn.close()
+                except Exception as exc:  # noqa: BLE001
+                    log.error("closing the store: %s", exc)
             gone = StoreClosed(self.last_error or "store closed")
             if batch:  # the batch in hand when the writer died: not committed, say so
-                self._call_loop(_settle, [(op.fut, None, gone) for op in batch if op.fut is not None])
-            self._fail_queued(gone)
+                self._call_loop(self.on_settled, [(f, None, gone) for f in futures_of(batch)], batch[-1].seq)
+            if closed or self.give_up.is_set():
+                self._fail_queued(gone)  # nobody will write them: the store is closed
             if err is not None and self.on_dead is not None:
                 self._call_loop(self.on_dead, err)
+            self._call_loop(self.on_state)
 
     def _fail_queued(self, exc: BaseException) -> None:
-        results = []
+        batch = []
         while True:
             try:
-                op = self.q.get_nowait()
+                batch.append(self.q.get_nowait())
             except queue.Empty:
                 break
-            if op.fut is not None:
-                results.append((op.fut, None, exc))
-        if results:
-            self._call_loop(_settle, results)
+        if batch:
+            self._call_loop(self.on_settled, [(f, None, exc) for f in futures_of(batch)], batch[-1].seq)
 
     def _collect(self) -> list[Op]:
         q = self.q
-        wait = min(self.pruner.seconds_until_due(), self.aggregates.seconds_until_due())
+        wait = min(self.pruner.seconds_until_due(), self.aggregates.seconds_until_due(), 1.0)
         try:
             first = q.get(timeout=wait) if wait > 0 else q.get_nowait()
         except queue.Empty:
@@ -229,40 +270,55 @@ class Writer:
                 break
         return batch
 
+    def _commit(self, batch: list[Op]) -> bool:
+        """Commit ``batch``, trying again while the disk fails it. True when it closed the
+        store (or the store gave up on the disk)."""
+        delay = WRITE_RETRY_INITIAL_S
+        while True:
+            try:
+                return self._apply(batch)
+            except _DiskFailed:
+                pass
+            if self.give_up.wait(delay):
+                gone = StoreClosed(f"store closed while the disk failed: {self.last_error}")
+                self._call_loop(self.on_settled, [(f, None, gone) for f in futures_of(batch)], batch[-1].seq)
+                return True
+            delay = min(delay * 2, WRITE_RETRY_MAX_S)
+
     def _apply(self, batch: list[Op]) -> bool:
-        """Run one batch in one transaction. Returns True when the batch closed the store."""
+        """Run one batch in one transaction. Returns True when the batch closed the store;
+        raises ``_DiskFailed`` (nothing settled) when the disk failed it."""
         conn = self.conn
         assert conn is not None
-        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        results: Results = []
         folds: list[tuple[int, tuple[Any, ...]]] = []
+        self.busy_since = time.monotonic()
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for op in batch:
-                value = self._do(op)
-                if op.fut is not None:
-                    results.append((op.fut, value, None))
-                if op.code == EVENT:
-                    folds.append((value, op.args))
-            conn.execute("COMMIT")
-        except Exception as exc:  # noqa: BLE001
-            if conn.in_transaction:
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
-            results, folds = self._apply_one_by_one(batch, exc)
-        else:
-            self.batches += 1
-            self.ops_committed += len(batch)
-            self.events_persisted += len(folds)
-            self.last_batch_ok = True
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for op in batch:
+                    self._run(op, results, folds)
+                conn.execute("COMMIT")
+            except Exception as exc:  # noqa: BLE001
+                self._rollback()
+                results, folds = self._apply_one_by_one(batch, exc)
+            else:
+                self.ops_committed += len(batch)
+        finally:
+            self.busy_since = 0.0
+        self.batches += 1
+        self.events_persisted += len(folds)
+        recovered = not self.last_batch_ok
+        self.last_batch_ok = True
+        if recovered:
+            log.warning("store: writes work again (%s before)", self.last_error)
         events = len(folds)
         agg = self.aggregates
         for event_id, (ts, _kind, source, _payload, numeric) in folds:  # committed: fold them
             agg.add(event_id, ts, source, numeric)
         closing = batch[-1].code == CLOSE
         if agg.due() or any(op.code in (FLUSH, CLOSE) for op in batch):
-            self._flush_aggregates()
+            self._housekeeping(self._flush_aggregates)
         if any(op.code in (CHECKPOINT, PRUNE) for op in batch):
             codes = {id(op.fut): op.code for op in batch if op.code in (CHECKPOINT, PRUNE)}
             results = [self._post(codes.get(id(f)), f, v, e) for f, v, e in results]
@@ -271,89 +327,100 @@ class Writer:
                 self.on_batch(self)
             except Exception as exc:  # noqa: BLE001
                 log.error("store on_batch callback failed: %s", exc)
-        if results:
-            self._call_loop(_settle, results)
+        self._call_loop(self.on_settled, results, batch[-1].seq)
+        if recovered:
+            self._call_loop(self.on_state)
         return closing
 
-    def _apply_one_by_one(self, batch: list[Op], first_exc: Exception):
-        """Replay a failed batch with a savepoint per op: only the ops that fail, fail."""
+    def _run(self, op: Op, results: Results, folds: list[tuple[int, tuple[Any, ...]]]) -> None:
         conn = self.conn
-        assert conn is not None
-        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        if op.code == GROUP:
+            members, seen = op.args
+            for code, args, fut in members:
+                value = ops.execute(conn, code, args)  # type: ignore[arg-type]
+                if fut is not None:
+                    results.append((fut, value, None))
+                if code == EVENT:
+                    folds.append((value, args))
+            if seen is not None:
+                ops.write_seen(conn, seen)  # type: ignore[arg-type]
+            return
+        value = ops.execute(conn, op.code, op.args)  # type: ignore[arg-type]
+        if op.fut is not None:
+            results.append((op.fut, value, None))
+        if op.code == EVENT:
+            folds.append((value, op.args))
+
+    def _rollback(self) -> None:
+        conn = self.conn
+        if conn is not None and conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+
+    def _apply_one_by_one(self, batch: list[Op], first_exc: Exception):
+        """Replay a failed batch with a savepoint per op: only the ops that fail on their own
+        fail. Raises ``_DiskFailed`` when the disk (not an op) is what failed."""
+        results: Results = []
         folds: list[tuple[int, tuple[Any, ...]]] = []
         failed = 0
+        conn = self.conn
+        assert conn is not None
         try:
             conn.execute("BEGIN IMMEDIATE")
             for op in batch:
-                conn.execute("SAVEPOINT op")
-                try:
-                    value = self._do(op)
-                except Exception as exc:  # noqa: BLE001
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                    failed += 1
-                    log.error("store: %s failed: %s: %s", _describe(op), type(exc).__name__, exc)
-                    if op.fut is not None:
-                        results.append((op.fut, None, exc))
-                    continue
-                conn.execute("RELEASE op")
-                if op.fut is not None:
-                    results.append((op.fut, value, None))
-                if op.code == EVENT:
-                    folds.append((value, op.args))
+                failed += self._guarded(op, results, folds)
             conn.execute("COMMIT")
-        except Exception as exc:  # noqa: BLE001 - the commit (or the disk) failed: the whole batch failed
-            if conn.in_transaction:
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
+        except Exception as exc:  # noqa: BLE001 - the commit (or the disk) failed: the whole batch waits
+            self._rollback()
             self.failed_batches += 1
+            first = self.last_batch_ok
             self.last_batch_ok = False
             self.last_error = f"{type(exc).__name__}: {exc}"
-            log.error("store: batch of %d ops failed: %s (first error: %s)", len(batch), self.last_error, first_exc)
-            return [(op.fut, None, exc) for op in batch if op.fut is not None], []
+            (log.error if first else log.debug)("store: batch of %d ops not written: %s (kept; retrying)",
+                                                len(batch), self.last_error)
+            if first:
+                self._call_loop(self.on_state)
+            raise _DiskFailed from exc
         if failed:
             self.last_error = f"{type(first_exc).__name__}: {first_exc}"
-        self.last_batch_ok = True  # the store works; single bad ops were refused
-        self.batches += 1
         self.ops_committed += len(batch) - failed
-        self.events_persisted += len(folds)
         return results, folds
 
-    def _do(self, op: Op) -> Any:
+    def _guarded(self, op: Op, results: Results, folds: list[tuple[int, tuple[Any, ...]]]) -> int:
+        """Run ``op`` in a savepoint; an op's own error fails only it (returns 1), a disk error
+        propagates."""
         conn = self.conn
         assert conn is not None
-        code, a = op.code, op.args
+        if op.code == GROUP:
+            members, seen = op.args
+            failed = sum(self._guarded_one(code, args, fut, results, folds) for code, args, fut in members)
+            if seen is not None:
+                ops.write_seen(conn, seen)
+            return failed
+        return self._guarded_one(op.code, op.args, op.fut, results, folds)
+
+    def _guarded_one(self, code: int, args: tuple[Any, ...], fut: asyncio.Future[Any] | None, results: Results,
+                     folds: list[tuple[int, tuple[Any, ...]]]) -> int:
+        conn = self.conn
+        assert conn is not None
+        conn.execute("SAVEPOINT op")
+        try:
+            value = ops.execute(conn, code, args)
+        except OP_ERRORS as exc:
+            conn.execute("ROLLBACK TO op")
+            conn.execute("RELEASE op")
+            log.error("store: %s failed: %s: %s", ops.describe(code, args), type(exc).__name__, exc)
+            if fut is not None:
+                results.append((fut, None, exc))
+            return 1
+        conn.execute("RELEASE op")
+        if fut is not None:
+            results.append((fut, value, None))
         if code == EVENT:
-            return conn.execute(_SQL_EVENT, a[:4]).lastrowid
-        if code == STATE:
-            conn.execute(_SQL_STATE, a)
-            return None
-        if code == AUDIT:
-            return conn.execute(_SQL_AUDIT, a).lastrowid
-        if code == OUTBOX_PUT:
-            return conn.execute(_SQL_OUTBOX, a).lastrowid
-        if code == OUTBOX_PEEK:
-            rows = conn.execute("SELECT id, topic, payload, qos, retain, queue, seq FROM outbox WHERE queue = ? "
-                                "ORDER BY id LIMIT ?", a).fetchall()
-            return [OutboxMessage(i, t, bytes(p), q, bool(r), qu, s) for i, t, p, q, r, qu, s in rows]
-        if code == META_SET:
-            conn.execute(_SQL_META, a)
-            return None
-        if code == META_GET:
-            row = conn.execute("SELECT value FROM meta WHERE key = ?", a).fetchone()
-            return None if row is None else row[0]
-        if code == OUTBOX_ACK:
-            (ids,) = a
-            n = 0
-            for chunk in range(0, len(ids), 500):
-                part = ids[chunk:chunk + 500]
-                n += conn.execute(f"DELETE FROM outbox WHERE id IN ({','.join('?' * len(part))})", part).rowcount
-            return n
-        if code in (FLUSH, CHECKPOINT, PRUNE, CLOSE):  # CHECKPOINT, PRUNE: after the commit, see _post
-            return None
-        raise ValueError(f"unknown store op {code}")
+            folds.append((value, args))
+        return 0
 
     def _post(self, code: int | None, fut: asyncio.Future[Any], value: Any, exc: BaseException | None):
         """Ops that run after the batch committed, outside its transaction."""
@@ -367,6 +434,13 @@ class Writer:
         except sqlite3.Error as err:
             log.error("store %s failed: %s", "checkpoint" if code == CHECKPOINT else "retention step", err)
             return fut, None, err
+
+    def _housekeeping(self, fn: Callable[[], None]) -> None:
+        self.busy_since = time.monotonic()
+        try:
+            fn()
+        finally:
+            self.busy_since = 0.0
 
     def _flush_aggregates(self) -> None:
         try:
@@ -384,22 +458,6 @@ class Writer:
             log.error("store retention step failed: %s", exc)
 
 
-def _describe(op: Op) -> str:
-    names = {EVENT: "record_event", STATE: "set_state", AUDIT: "audit_relay", OUTBOX_PUT: "outbox_put",
-             OUTBOX_PEEK: "outbox_peek", OUTBOX_ACK: "outbox_ack", META_SET: "meta_set", META_GET: "meta_get"}
-    name = names.get(op.code, f"op {op.code}")
-    if op.code == EVENT:
-        return f"{name}({op.args[1]!r}, {op.args[2]!r})"
-    if op.code in (STATE, AUDIT):
-        return f"{name}({op.args[0]!r})" if op.code == STATE else f"{name}({op.args[1]!r})"
-    return name
-
-
-def _set_result_if_pending(fut: asyncio.Future[Any], value: Any) -> None:
+def _resolve(fut: asyncio.Future[bool], value: bool) -> None:
     if not fut.done():
         fut.set_result(value)
-
-
-def _set_exc_if_pending(fut: asyncio.Future[Any], exc: BaseException) -> None:
-    if not fut.done():
-        fut.set_exception(exc)

@@ -4,6 +4,8 @@ JSON on <base>/cmd:        {"id": "42", "relay": "siren", "action": "pulse", "ms
                            {"id": "43", "relay": "siren", "action": "set", "on": true}
 Home Assistant topics:     <base>/relay/<name>/set   ON | OFF
                            <base>/relay/<name>/pulse PRESS | <ms>
+
+A pulse without a length (no "ms", PRESS) lasts the relay's own ``pulse_ms``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-DEFAULT_PULSE_MS = 1000
 MAX_PULSE_MS = 600_000
 MAX_COMMAND_BYTES = 4096
 
@@ -28,7 +29,7 @@ class BadCommand(Exception):
 class Command:
     relay: str
     action: str  # pulse | set
-    ms: int = DEFAULT_PULSE_MS
+    ms: int | None = None  # None: the relay's own pulse_ms
     on: bool = False
     id: str | None = None
 
@@ -57,7 +58,8 @@ def parse_json_command(payload: bytes) -> Command:
         raise BadCommand("relay: expected a relay name", cmd_id)
     action = obj.get("action")
     if action == "pulse":
-        return Command(relay, "pulse", ms=_ms(obj.get("ms", DEFAULT_PULSE_MS), cmd_id), id=cmd_id)
+        ms = obj.get("ms")
+        return Command(relay, "pulse", ms=None if ms is None else _ms(ms, cmd_id), id=cmd_id)
     if action == "set":
         on = obj.get("on")
         if not isinstance(on, bool):

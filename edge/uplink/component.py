@@ -6,7 +6,8 @@ then published at QoS 1 in outbox order; it is removed only once the broker ackn
 A broker outage or a restart loses nothing: the outbox is published from its oldest message
 when the connection is back. Availability is ``online`` (retained) while connected and
 ``offline`` by the last will. Commands are not queued across outages (clean session): a
-pulse asked for during an outage must not fire minutes later.
+pulse asked for during an outage must not fire minutes later; a retained command (delivered
+again on every subscribe) never drives a relay: it is logged and recorded, not executed.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class Uplink(Component):
         self.sent = 0
         self.queued = 0
         self.commands = 0
+        self.retained_ignored = 0
         self._held: dict[str, SensorChanged] = {}  # telemetry states waiting for their interval
         self._last_state: dict[str, float] = {}
         self._ssl = tls_context(self.mqtt)
@@ -179,6 +181,10 @@ class Uplink(Component):
             topic = msg.topic.value
             payload = msg.payload if isinstance(msg.payload, (bytes, bytearray)) else str(msg.payload or "").encode()
             self.commands += 1
+            if msg.retain:
+                # a retained command is delivered again on every subscribe: old news, never a relay
+                self._retained_command(topic, bytes(payload))
+                continue
             try:
                 if topic == t.cmd:
                     cmd = parse_json_command(bytes(payload))
@@ -195,6 +201,15 @@ class Uplink(Component):
                            "uplink-reply")
                 continue
             self.spawn(self._execute(client, cmd, topic), "uplink-command")
+
+    def _retained_command(self, topic: str, payload: bytes) -> None:
+        self.retained_ignored += 1
+        log.warning("command on %s ignored: it is a retained message (sent again on every reconnect); "
+                    "publish commands without retain (clear it: mosquitto_pub -r -n -t %s)", topic, topic)
+        store = self.ctx.store
+        if store is not None:
+            record(store.record_event("command", "mqtt", {"topic": topic, "ok": False, "payload": payload[:200].decode(
+                "utf-8", "replace"), "error": "retained message: not executed"}))
 
     async def _execute(self, client: aiomqtt.Client, cmd: Command, topic: str) -> None:
         relays = self.ctx.registry.get(RELAYS)

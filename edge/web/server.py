@@ -54,10 +54,12 @@ class WebComponent(Component):
     async def healthz(self, request: web.Request) -> web.Response:
         sup = self.supervisor_ref()
         ok, summary = sup.health_summary() if sup else (False, "starting")
+        withheld = sup.watchdog_withheld if sup else ""
         body = {
-            "ok": ok and (sup.ready if sup else False),
+            "ok": ok and not withheld and (sup.ready if sup else False),
             "ready": bool(sup and sup.ready),
             "status": sup.last_status if sup else summary,
+            "watchdog": withheld or "fed",
             "components": {
                 s.component.name: {"running": s.running, "restarts": s.restarts, "last_error": s.last_error,
                                    "health": s.component.health().detail}

@@ -31,6 +31,11 @@ class RelayBoard(Protocol):
     async def read(self) -> list[bool]:
         """The state of every channel (index 0 is channel 1)."""
 
+    async def write_many(self, states: dict[int, bool]) -> int:
+        """Switch several channels (channel -> on) in as few requests as the board allows (one
+        per run of consecutive channels where it takes a multiple write, else one each);
+        returns the number of requests."""
+
     def can_time(self, ms: int, level: bool = True) -> bool:
         """Whether the board can hold ``channel`` at ``level`` for ``ms`` and then switch it
         back by itself, so a crash or a lost link mid-pulse still ends the pulse."""

@@ -90,6 +90,12 @@ class GpioBoard:
         except (GPIOZeroError, OSError) as exc:
             raise BoardError(f"GPIO {self.spec[channel - 1].pin}: {exc}") from None
 
+    async def write_many(self, states: dict[int, bool]) -> int:
+        """Each pin in turn: a pin write is one ioctl that does not wait (no bus to share)."""
+        for ch, on in sorted(states.items()):
+            await self.write(ch, on)
+        return len(states)
+
     async def read(self) -> list[bool]:
         if not self.devices:
             raise BoardError(f"GPIO board {self.name} is not open")

@@ -15,6 +15,7 @@ Faults an installer meets, on demand:
 from __future__ import annotations
 
 from .base import BoardError
+from .modbus import consecutive_runs
 from .profiles import BoardProfile, get_profile
 from .sim import SimBoard
 
@@ -28,6 +29,7 @@ class MemoryBoard:
         self.fail_writes = False
         self.broken_timer = False
         self.writes = 0  # commands that reached the board (writes and timed pulses)
+        self.bulk_writes = 0  # of which multiple writes (several channels in one request)
 
     def _reach(self, what: str) -> None:
         if self.unplugged:
@@ -50,6 +52,22 @@ class MemoryBoard:
         self._check(channel, f"switch channel {channel} {'on' if on else 'off'}")
         self.writes += 1
         self.sim.switch(channel, on)
+
+    async def write_many(self, states: dict[int, bool]) -> int:
+        for ch in states:
+            self._check(ch, f"switch channel {ch}")
+        w = self.sim.profile.write
+        if w.kind != "coil" or not w.multiple:
+            for ch, on in sorted(states.items()):
+                await self.write(ch, on)
+            return len(states)
+        runs = consecutive_runs(states)
+        for first, bits in runs:
+            self.writes += 1
+            self.bulk_writes += 1
+            for i, on in enumerate(bits):
+                self.sim.switch(first + i, on)
+        return len(runs)
 
     async def read(self) -> list[bool]:
         self._reach("read relays")

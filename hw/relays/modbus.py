@@ -75,6 +75,22 @@ class ModbusBoard:
             await self._tx(f"switch channel {channel} {'on' if on else 'off'}",
                                      lambda c: c.write_register(addr, value, device_id=dev))
 
+    async def write_many(self, states: dict[int, bool]) -> int:
+        for ch in states:
+            self._check(ch)
+        w = self.profile.write
+        if w.kind != "coil" or not w.multiple:
+            for ch, on in sorted(states.items()):
+                await self.write(ch, on)
+            return len(states)
+        dev = self.device_id
+        runs = consecutive_runs(states)
+        for first, bits in runs:
+            addr = w.base + first - 1
+            await self._tx(f"switch channels {first}..{first + len(bits) - 1}",
+                           lambda c, a=addr, b=bits: c.write_coils(a, b, device_id=dev))
+        return len(runs)
+
     async def read(self) -> list[bool]:
         r = self.profile.read
         n = self.channels
@@ -110,3 +126,14 @@ class ModbusBoard:
         else:
             addr = p.base + channel - 1
             await self._tx(what, lambda c: c.write_register(addr, p.command | units, device_id=dev))
+
+
+def consecutive_runs(states: dict[int, bool]) -> list[tuple[int, list[bool]]]:
+    """(first channel, states) for each run of consecutive channels in ``states``."""
+    runs: list[tuple[int, list[bool]]] = []
+    for ch in sorted(states):
+        if runs and runs[-1][0] + len(runs[-1][1]) == ch:
+            runs[-1][1].append(states[ch])
+        else:
+            runs.append((ch, [states[ch]]))
+    return runs

@@ -25,6 +25,9 @@ class _Strict(BaseModel):
 class WriteSpec(_Strict):
     kind: Literal["coil", "register_command"]
     base: int = Field(0, ge=0, le=0xFFFF)
+    # coil boards that take FC15 (write multiple coils): every channel in one request (the
+    # safe state at stop)
+    multiple: bool = False
     on_value: int = Field(0x0100, ge=0, le=0xFFFF)  # register_command only
     off_value: int = Field(0x0200, ge=0, le=0xFFFF)
 

@@ -50,6 +50,7 @@ class SimBoard:
         self.listeners: list[Listener] = []
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self.requests = 0
+        self.bulk_writes = 0  # FC15 requests (several coils at once)
 
     # ---- relay state ----------------------------------------------------------------
     def _set(self, channel: int, on: bool) -> None:
@@ -189,6 +190,7 @@ class _WriteCoil(RawWriteCoilRequest):
 class _WriteCoils(WriteMultipleCoilsRequest):
     async def datastore_update(self, context, device_id):  # type: ignore[override]
         board = context.board(device_id)
+        board.bulk_writes += 1
         for i, bit in enumerate(self.bits):
             if not board.fc05(self.address + i, 0xFF00 if bit else 0):
                 return _exc(15)

@@ -27,7 +27,7 @@ def form_values(r: RuleConfig | None) -> dict[str, Any]:
     if isinstance(r.equals, bool):
         v["equals"] = "true" if r.equals else "false"
     v["enabled"] = r.enabled
-    v["actions"] = [{"type": a.type, "target": getattr(a, a.type), "ms": a.ms if a.type == "pulse" else "",
+    v["actions"] = [{"type": a.type, "target": getattr(a, a.type), "ms": a.ms if a.type == "pulse" and a.ms else "",
                      "kind": a.kind, "invert": a.invert, "code": a.code or "", "zone": "" if a.zone is None else a.zone}
                     for a in r.actions]
     v["actions"] += [dict(BLANK) for _ in range(BLANK_ACTIONS)]
@@ -129,7 +129,9 @@ def describe_actions(console: Any, rule: RuleConfig, active: bool) -> list[str]:
             info = known.get(relay)
             where = f" (board {info.board}, channel {info.channel})" if info else " (relay not running)"
         if a.type == "pulse":
-            out.append(f"pulse {relay} for {a.ms} ms{where}" if active else f"nothing for {relay} (a pulse runs on the way in)")
+            info = known.get(relay or "")
+            length = f"{a.ms} ms" if a.ms else (f"{info.pulse_ms} ms (its pulse_ms)" if info else "its pulse_ms")
+            out.append(f"pulse {relay} for {length}{where}" if active else f"nothing for {relay} (a pulse runs on the way in)")
         elif a.type == "latch":
             out.append(f"switch {relay} on and leave it on{where}" if active else f"nothing for {relay} (latched)")
         elif a.type == "follow":

@@ -31,6 +31,20 @@ class Adapter(Protocol):
     def decode(self, topic: str, data: Any, raw: bytes, sensor: SensorConfig) -> dict[str, Any] | None: ...
 
 
+# reserved reading field: the time the payload says it was made (unix seconds), from adapters
+# whose payloads carry one; the router makes it the reading's time and age
+SENT_AT = "_sent_at"
+
+
+def stamped(out: dict[str, Any] | None, when: Any) -> dict[str, Any] | None:
+    """``out`` with the payload's own time ``when`` (see ``payload_time``) under ``SENT_AT``."""
+    if out:
+        t = payload_time(when)
+        if t is not None:
+            out[SENT_AT] = t
+    return out
+
+
 MAX_JSON_DEPTH = 32
 
 
@@ -95,6 +109,39 @@ def as_number(name: str, v: Any, lo: float = -1e9, hi: float = 1e9) -> float | i
     if not (lo <= v <= hi):
         raise BadPayload(f"{name}: {_show(v)} outside {lo:g}..{hi:g}", "range")
     return v
+
+
+# a payload time outside this range is a device without a clock (or a wrong one): not used
+EARLIEST_TIME = 1_000_000_000.0  # 2001-09-09
+FUTURE_SLACK_S = 86400.0
+
+
+def payload_time(v: Any) -> float | None:
+    """A time a payload carries, as unix seconds: epoch seconds or milliseconds (a number or
+    a numeric string), or ISO 8601 text (a naive one is local time). None when it is none of
+    those or not plausible."""
+    import time
+    from datetime import datetime
+
+    t: float | None = None
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, str):
+        text = v.strip()
+        try:
+            v = float(text)
+        except ValueError:
+            try:
+                t = datetime.fromisoformat(text).timestamp()
+            except ValueError:
+                return None
+    if t is None:
+        if not isinstance(v, (int, float)) or not math.isfinite(v):
+            return None
+        t = v / 1000 if v > 1e11 else float(v)
+    if not EARLIEST_TIME <= t <= time.time() + FUTURE_SLACK_S:
+        return None
+    return t
 
 
 def _show(v: Any) -> str:

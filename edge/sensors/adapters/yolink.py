@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import SensorConfig
-from .base import BadPayload, as_number, require_object
+from .base import BadPayload, as_number, require_object, stamped
 
 _STATE_FIELD = {"DoorSensor": "contact", "MotionSensor": "occupancy", "LeakSensor": "water_leak",
                 "VibrationSensor": "vibration", "THSensor": None, "COSmokeSensor": None}
@@ -93,4 +93,4 @@ class YoLink:
             out["signal"] = as_number("data.loraInfo.signal", lora["signal"], -200, 50)
         if not out:
             raise BadPayload(f"{event[:40]} carries no state this adapter reads")
-        return out
+        return stamped(out, obj.get("time"))  # when the hub sent the event (epoch ms)

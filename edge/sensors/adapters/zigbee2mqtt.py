@@ -14,7 +14,7 @@ from typing import Any
 
 from ..availability import AVAILABLE
 from ..config import SensorConfig
-from .base import BadPayload, as_bool, as_number, parse_json, require_object
+from .base import BadPayload, as_bool, as_number, parse_json, require_object, stamped
 
 BOOL_FIELDS = {"contact": "contact", "occupancy": "occupancy", "water_leak": "water_leak", "smoke": "smoke",
                "tamper": "tamper", "vibration": "vibration", "carbon_monoxide": "co", "battery_low": "battery_low"}
@@ -56,4 +56,6 @@ class Zigbee2Mqtt:
                 out[field] = as_number(key, obj[key], lo, hi)
         if not out:
             raise BadPayload("no Zigbee2MQTT field this sensor knows (contact, occupancy, temperature, ...)")
-        return out
+        # ``last_seen`` when Zigbee2MQTT adds it (advanced.last_seen: ISO_8601, ISO_8601_local or
+        # epoch): when the device last spoke, i.e. when this state is from
+        return stamped(out, obj.get("last_seen"))

@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 from ..config import SensorConfig
-from .base import BadPayload, as_number, require_object
+from .base import BadPayload, as_number, require_object, stamped
 
 LABELS: dict[str, tuple[str, str]] = {
     # label (lower case) -> (field, type)
@@ -77,6 +77,10 @@ class ZWave:
     needs_json = True
 
     def decode(self, topic: str, data: Any, raw: bytes, sensor: SensorConfig) -> dict[str, Any] | None:
+        # ``timestampMs``: when the gateway made the message (epoch ms, as text)
+        return stamped(self._fields(data, sensor), data.get("timestampMs") if isinstance(data, dict) else None)
+
+    def _fields(self, data: Any, sensor: SensorConfig) -> dict[str, Any] | None:
         obj = require_object(data)
         if sensor.device_id is not None and sensor.device_id not in (_text(obj, "deviceId"), _text(obj, "nodeId")):
             return None

@@ -26,7 +26,7 @@ from typing import Any
 
 from ..availability import AVAILABLE
 from ..config import SensorConfig
-from .base import BadPayload, as_number
+from .base import BadPayload, as_number, stamped
 
 CLASS_NAMES = {"notification": 113, "alarm": 113, "sensor_binary": 48, "binary_sensor": 48, "sensor_multilevel": 49,
                "multilevel_sensor": 49, "battery": 128, "basic": 32, "switch_binary": 37, "binary_switch": 37}
@@ -127,6 +127,17 @@ def node_status(raw: bytes) -> tuple[bool, str]:
     return online, "z-wave node " + ("ready" if online else "not ready")
 
 
+def _time(raw: bytes) -> Any:
+    """The ``time`` of a JSON Time-Value payload (epoch ms), when it is one."""
+    if not raw.lstrip().startswith(b"{"):
+        return None
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return data.get("time") if isinstance(data, dict) else None
+
+
 class ZWaveJsUi:
     name = "zwave_js_ui"
     needs_json = False  # "just value" payloads are plain text
@@ -150,7 +161,8 @@ class ZWaveJsUi:
         fields = self._value(found, raw, sensor) if found else None
         if fields is None and node is None:
             raise BadPayload(f"not a Z-Wave value this adapter reads ({'/'.join(levels[-3:])[:60]})")
-        return fields
+        return stamped(fields, _time(raw)) if fields else fields
+
 
     def _value(self, found: tuple[int, int, list[str]], raw: bytes, sensor: SensorConfig) -> dict[str, Any] | None:
         _, cc, rest = found

@@ -12,6 +12,11 @@ the broker and delivered; a report that arrives twice (by its ``msgid``) is used
 that refuses the token gets a new token; any
 failure ends the session and a new one starts after a backoff (YoLink allows 10 connections per
 5 minutes per credential). Reports are decoded by the ``yolink`` adapter, bad ones counted.
+
+Like the ingest lanes (``sensors/acks.py``), a report is acknowledged to YoLink's broker only
+once what it produced is committed (each connection owes its own acknowledgements), and one
+the broker delivers again after a crash is recognised by its packet id and digest and
+recorded once.
 """
 
 from __future__ import annotations
@@ -31,11 +36,13 @@ import aiomqtt
 
 from ...backoff import Backoff
 from ...bus import SensorReading
-from ...mqtt.client import dispatching_queue, raise_if_cancelling
+from ...mqtt.client import raise_if_cancelling, take_messages
+from ..acks import AckQueue, Deliveries
 from ..adapters import ADAPTERS, BadPayload, parse_json
 from ..adapters.yolink import YoLink
 from ..badpayload import BadPayloadReporter
 from ..config import SensorConfig, YoLinkSource
+from ..router import reading_for
 from .api import CredentialsRefused, Token, YoLinkApi, YoLinkError
 
 log = logging.getLogger("edge.sensors.yolink")
@@ -61,18 +68,30 @@ def read_secret_file(path: Path, name: str) -> str:
     return secret
 
 
+# QoS 1 reports YoLink's broker sends before it waits for acknowledgements: not known, so
+# Mosquitto's default (a commit at most every 10 waiting reports; YoLink traffic is light)
+ACK_WINDOW = 20
+
+
 class Connection:
-    """One MQTT connection to YoLink's broker with one token, subscribed to the report topic."""
+    """One MQTT connection to YoLink's broker with one token, subscribed to the report topic;
+    it owes the PUBACKs of what it received (``acks``)."""
 
     def __init__(self, cfg: YoLinkSource, token: Token, client_id: str, topic: str,
-                 on_message: Callable[[aiomqtt.Message], None]):
+                 on_message: Callable[[Any, AckQueue], None], store: Callable[[], Any] = lambda: None):
         host, port = cfg.broker_address()
         if cfg.mode == "cloud":
             self.username, self.password = token.access, None
         else:
             self.username, self.password = cfg.uaid, token.access
         self.client = aiomqtt.Client(host, port, username=self.username, password=self.password, identifier=client_id,
-                                     clean_session=False, keepalive=60, timeout=10, queue_type=dispatching_queue(on_message))
+                                     clean_session=False, keepalive=60, timeout=10)
+        self.acks = AckQueue(store, ACK_WINDOW)
+        self.acks.connected(take_messages(self.client, lambda msg: on_message(msg, self.acks)))
+        self._store = store
+        st = store()
+        if st is not None:
+            st.add_listener(self.acks.release)
         self.topic = topic
         self.token = token
         self.subscribed = asyncio.Event()
@@ -103,6 +122,10 @@ class Connection:
         if not self.task.done():
             self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
+        self.acks.disconnected()  # the broker delivers those again on the session's next connection
+        st = self._store()
+        if st is not None:
+            st.remove_listener(self.acks.release)
 
 
 def refused(exc: BaseException) -> bool:
@@ -112,7 +135,8 @@ def refused(exc: BaseException) -> bool:
 
 class YoLinkSourceRunner:
     def __init__(self, name: str, cfg: YoLinkSource, data_dir: Path, sensors: list[tuple[int, SensorConfig]],
-                 feed: Callable[[SensorReading], Any], bad: BadPayloadReporter, client_base: str):
+                 feed: Callable[[SensorReading], Any], bad: BadPayloadReporter, client_base: str,
+                 store: Callable[[], Any] = lambda: None):
         self.name = name
         self.cfg = cfg
         self.sensors = sensors
@@ -136,6 +160,8 @@ class YoLinkSourceRunner:
         self.problems: list[str] = []
         self.unconfigured: dict[str, int] = {}
         self.conn: Connection | None = None
+        self._store = store
+        self.deliveries = Deliveries(self.client_id, store, ACK_WINDOW)
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._logged = ""
 
@@ -224,7 +250,8 @@ class YoLinkSourceRunner:
 
     async def _connect(self, token: Token, topic: str) -> Connection:
         self.connects += 1
-        conn = Connection(self.cfg, token, self.client_id, topic, self._on_message)
+        await self.deliveries.load_seen()
+        conn = Connection(self.cfg, token, self.client_id, topic, self._on_message, self._store)
         try:
             await conn.ready()
         except BaseException:
@@ -286,11 +313,12 @@ class YoLinkSourceRunner:
         self.problems = problems
 
     # ---- reports ----------------------------------------------------------------------------
-    def _on_message(self, msg: aiomqtt.Message) -> None:
-        topic = msg.topic.value
-        raw = msg.payload if isinstance(msg.payload, (bytes, bytearray)) else str(msg.payload or "").encode()
-        raw = bytes(raw)
+    def _on_message(self, msg: Any, acks: AckQueue) -> None:
         self.received += 1
+        self.deliveries.deliver(msg, acks, self._report)
+
+    def _report(self, raw_topic: bytes, raw: bytes) -> None:
+        topic = raw_topic.decode("utf-8", "replace")
         try:
             data = parse_json(raw)
             if not isinstance(data, dict):
@@ -324,7 +352,7 @@ class YoLinkSourceRunner:
                 self.bad.report("yolink", topic, "error", f"adapter failed: {type(exc).__name__}: {str(exc)[:80]}")
                 continue
             if fields:
-                self.feed(SensorReading(s.id, fields, source=self.label))
+                self.feed(reading_for(s, fields, self.label, time.time()))
 
     # ---- status -----------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
@@ -335,6 +363,6 @@ class YoLinkSourceRunner:
                 "token_expires_in_s": None if tok is None else round(tok.expires_at - now, 1),
                 "token_renews_in_s": None if tok is None else round(tok.renew_at - now, 1),
                 "tokens_issued": self.api.tokens_issued, "renewals": self.renewals, "connects": self.connects,
-                "messages": self.received, "duplicates_dropped": self.duplicates, "last_error": self.last_error,
+                "messages": self.received, "duplicates_dropped": self.duplicates + self.deliveries.duplicates, "last_error": self.last_error,
                 "problems": list(self.problems), "devices": [dict(d) for d in self.devices],
                 "unconfigured_devices": dict(self.unconfigured)}
