@@ -50,6 +50,17 @@ if [ "$(dpkg --print-architecture)" != arm64 ]; then
         || die "qemu-aarch64 binfmt is registered without the F flag (install qemu-user-static)"
 fi
 
+# aarch64 / CPython 3.11 wheels of edge's dependencies (edge's own wheel already in $WHEELS)
+download_wheels() {
+    "$PYTHON_HOST" -m pip download -q --disable-pip-version-check -d "$WHEELS" \
+        --only-binary=:all: --implementation cp --python-version 3.11 --abi cp311 --abi abi3 --abi none \
+        --platform manylinux2014_aarch64 --platform manylinux_2_28_aarch64 --platform manylinux_2_34_aarch64 \
+        --platform manylinux_2_36_aarch64 --platform any \
+        -c "$REPO/constraints.txt" -r "$HERE/requirements-image.txt" "$(ls "$WHEELS"/edge-*.whl)" 2>&1 | grep -v '^WARNING: Location' || true
+    ls "$WHEELS"/pydantic_core-*aarch64*.whl >/dev/null || die "no aarch64 wheels downloaded"
+    cp "$HERE/requirements-image.txt" "$WHEELS/"
+}
+
 # REUSE_ROOTFS=1: keep a finished $ROOT from an earlier run and only redo the steps after
 # mmdebstrap (for work on the partition/image steps; a real build starts from scratch).
 if [ "${REUSE_ROOTFS:-0}" = 1 ] && [ -x "$ROOT/opt/edge/venv/bin/edge" ]; then
@@ -57,14 +68,21 @@ if [ "${REUSE_ROOTFS:-0}" = 1 ] && [ -x "$ROOT/opt/edge/venv/bin/edge" ]; then
     if [ -z "$(ls -A "$ROOT/boot/firmware")" ] && [ -d "$OUT/bootfs" ]; then
         cp -a "$OUT/bootfs/." "$ROOT/boot/firmware/"
     fi
-    # the overlay, edge itself (a fresh wheel of the work tree) and the update settings again
+    # the overlay, edge itself (a fresh wheel of the work tree, and any new dependency) and the
+    # update settings again
     cp -r --no-preserve=ownership "$HERE/overlay/." "$ROOT/"
     rm -rf "$WHEELS/edge-"*.whl
     "$PYTHON_HOST" -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation -w "$WHEELS" "$REPO"
+    download_wheels
     rm -rf "$ROOT/tmp/edge-wheels" && cp -r "$WHEELS" "$ROOT/tmp/edge-wheels"
     chroot "$ROOT" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin /opt/edge/venv/bin/python \
-        "/$(cd "$ROOT" && ls usr/share/python-wheels/pip-*.whl | head -1)/pip" install -q --no-index --no-deps \
-        --force-reinstall --disable-pip-version-check /tmp/edge-wheels/$(cd "$WHEELS" && ls edge-*.whl)
+        "/$(cd "$ROOT" && ls usr/share/python-wheels/pip-*.whl | head -1)/pip" install -q --no-index \
+        --find-links /tmp/edge-wheels --disable-pip-version-check -r /tmp/edge-wheels/requirements-image.txt \
+        /tmp/edge-wheels/$(cd "$WHEELS" && ls edge-*.whl)
+    chroot "$ROOT" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin /opt/edge/venv/bin/python \
+        "/$(cd "$ROOT" && ls usr/share/python-wheels/pip-*.whl | head -1)/pip" install -q --no-index \
+        --find-links /tmp/edge-wheels --force-reinstall --no-deps --disable-pip-version-check \
+        /tmp/edge-wheels/$(cd "$WHEELS" && ls edge-*.whl)
     rm -rf "$ROOT/tmp/edge-wheels"
     "$HERE/hooks/customize-updates.sh" "$ROOT" "$REPO" "$RAUC_KEYRING"
 else
@@ -74,14 +92,7 @@ step "checking the appliance config"
 step "wheels for aarch64 / CPython 3.11 -> $WHEELS"
 rm -rf "$WHEELS" && mkdir -p "$WHEELS"
 "$PYTHON_HOST" -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation -w "$WHEELS" "$REPO"
-EDGE_WHEEL=$(ls "$WHEELS"/edge-*.whl)
-"$PYTHON_HOST" -m pip download -q --disable-pip-version-check -d "$WHEELS" \
-    --only-binary=:all: --implementation cp --python-version 3.11 --abi cp311 --abi abi3 --abi none \
-    --platform manylinux2014_aarch64 --platform manylinux_2_28_aarch64 --platform manylinux_2_34_aarch64 \
-    --platform manylinux_2_36_aarch64 --platform any \
-    -c "$REPO/constraints.txt" -r "$HERE/requirements-image.txt" "$EDGE_WHEEL" 2>&1 | grep -v '^WARNING: Location' || true
-ls "$WHEELS"/pydantic_core-*aarch64*.whl >/dev/null || die "no aarch64 wheels downloaded"
-cp "$HERE/requirements-image.txt" "$WHEELS/"
+download_wheels
 
 # ---- root file system -----------------------------------------------------------------------
 PACKAGES=$(sed -e 's/#.*//' -e 's/\[[^]]*\]//g' "$HERE/packages.txt" | xargs | tr ' ' ',')
