@@ -71,6 +71,7 @@ if [ "${REUSE_ROOTFS:-0}" = 1 ] && [ -x "$ROOT/opt/edge/venv/bin/edge" ]; then
     # the overlay, edge itself (a fresh wheel of the work tree, and any new dependency) and the
     # update settings again
     cp -r --no-preserve=ownership "$HERE/overlay/." "$ROOT/"
+    install -D -m 0644 -t "$ROOT/usr/local/lib/systemd/system" "$REPO"/systemd/*.service
     rm -rf "$WHEELS/edge-"*.whl
     "$PYTHON_HOST" -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation -w "$WHEELS" "$REPO"
     download_wheels
