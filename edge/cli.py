@@ -129,11 +129,15 @@ from .receivers.cli import report  # noqa: E402
 from .relays.cli import relay  # noqa: E402
 from .sensors.cli import sources  # noqa: E402
 from .store.cli import events  # noqa: E402
+from .update.cli import update  # noqa: E402
+from .uplink.cli import uplink  # noqa: E402
 
 cli.add_command(relay)
 cli.add_command(events)
 cli.add_command(report)
 cli.add_command(sources)
+cli.add_command(update)
+cli.add_command(uplink)
 
 
 def main() -> None:

@@ -232,7 +232,7 @@ async def test_newer_schema_is_refused(tmp_path: Path):
         c.execute("PRAGMA user_version = 99")
     s = Store(path)
     assert await s.start() is False
-    assert "newer than this software" in s.problem
+    assert "newer than this edge knows" in s.problem
     f = s.record_event("sensor", "a", {"v": 1})  # waits: a downgraded service never touches the file
     await s.close(0.2)
     with pytest.raises(StoreClosed):
