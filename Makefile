@@ -9,14 +9,14 @@ APT_PKGS := mosquitto mosquitto-clients socat python3-venv python3-gi \
 	gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-rtsp-server-1.0 \
 	gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp \
-	ffmpeg fonts-dejavu-core i2c-tools systemd chromium nodejs
+	ffmpeg fonts-dejavu-core i2c-tools systemd chromium nodejs sslscan rauc squashfs-tools dosfstools mtools openssl
 STAMP_APT  := $(VENV)/.apt-$(shell echo $(APT_PKGS) | md5sum | cut -c1-8)
 STAMP_PIP  := $(VENV)/.pip-$(shell cat pyproject.toml constraints.txt 2>/dev/null | md5sum | cut -c1-8)
 # the npm `onvif` package (what UniFi Protect bundles), a test peer: pinned by its lock file
 NPM_DIR    := tests/onvif-npm
 STAMP_NPM  := $(NPM_DIR)/node_modules/.stamp-$(shell cat $(NPM_DIR)/package-lock.json 2>/dev/null | md5sum | cut -c1-8)
 
-.PHONY: setup demo test bench check-config clean image image-test image-tools
+.PHONY: setup demo test bench check-config clean image image-test image-tools bundle
 setup: $(STAMP_APT) $(STAMP_PIP) $(STAMP_NPM)
 
 $(STAMP_APT):
@@ -50,7 +50,7 @@ bench: setup
 # The SD card image (image-build/README.md). Its tools are installed here, not by `setup`:
 # the test suite does not need them.
 IMAGE_TOOLS := mmdebstrap qemu-user-static binfmt-support arch-test qemu-system-arm qemu-utils \
-	dosfstools mtools e2fsprogs fdisk zstd
+	dosfstools mtools e2fsprogs fdisk zstd rauc squashfs-tools openssh-client
 IMAGE_OUT ?= image-build/out
 
 image-tools:
@@ -62,6 +62,12 @@ image-tools:
 
 image: setup image-tools
 	$(SUDO) image-build/build.sh $(IMAGE_OUT)
+
+# A signed RAUC update bundle from the last `make image` (image-build/README.md, "Updates").
+# RAUC_KEY/RAUC_CERT/RAUC_KEYRING: the production key; without them, the build's development key.
+bundle: setup image-tools
+	@[ -s $(IMAGE_OUT)/slot-root.ext4 ] || $(MAKE) image
+	$(SUDO) image-build/bundle.sh $(IMAGE_OUT)
 
 image-test: setup image-tools
 	$(VPY) image-build/image_test.py --out $(IMAGE_OUT) $(IMAGE_TEST_ARGS)

@@ -231,8 +231,9 @@ def proc_rss_mb(pid: int) -> float:
 
 def frames_total(web_port: int, user: str, password: str) -> float:
     import requests
+    from requests.auth import HTTPDigestAuth
 
-    r = requests.get(f"http://127.0.0.1:{web_port}/metrics", auth=(user, password), timeout=5)
+    r = requests.get(f"http://127.0.0.1:{web_port}/metrics", auth=HTTPDigestAuth(user, password), timeout=5)
     for line in r.text.splitlines():
         if line.startswith("edge_video_frames_total "):
             return float(line.split()[1])

@@ -22,10 +22,11 @@ class ServiceError(click.ClickException):
 
 
 class Api:
-    def __init__(self, base: str, user: str, password: str):
+    def __init__(self, base: str, user: str, password: str, ssl_context: Any = None):
         self.base = base
         self.user = user
         self.password = password
+        self.ssl_context = ssl_context  # HTTPS: trusts exactly the device certificate
 
     async def call(self, method: str, path: str, body: dict[str, Any] | None = None,
                    timeout_s: float = 30) -> tuple[int, Any]:
@@ -33,7 +34,8 @@ class Api:
         timeout = aiohttp.ClientTimeout(total=timeout_s, connect=3)
         try:
             async with aiohttp.ClientSession(middlewares=(mw,), timeout=timeout) as http:
-                async with http.request(method, self.base + path, json=body) as r:
+                async with http.request(method, self.base + path, json=body,
+                                        ssl=self.ssl_context if self.ssl_context is not None else True) as r:
                     if r.status == 401:
                         raise ServiceError("the service refused the credentials from the data dir "
                                            "(another data dir? rotated? see `edge credentials`)")
@@ -72,6 +74,13 @@ def service_api(config_path: Path, data_dir: Path | None) -> Api:
     host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
     if ":" in host:
         host = f"[{host}]"
+    if cfg.web.tls:  # HTTPS (plain HTTP only redirects there)
+        from . import tls
+
+        cert = tls.load(ddir)
+        if cert is None:
+            raise ServiceError(f"no device certificate in {ddir}/tls yet: has the service started once?")
+        return Api(f"https://{host}:{cfg.web.https_port}", creds.user, creds.password, tls.client_context(cert))
     return Api(f"http://{host}:{cfg.web.port}", creds.user, creds.password)
 
 

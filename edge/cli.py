@@ -80,30 +80,68 @@ def credentials(ctx: click.Context, data_dir: Path | None) -> None:
             creds, _ = credentials_mod.load_or_create(ctx.obj)
         except PermissionError as exc:
             raise click.ClickException(f"cannot read credentials in {ctx.obj}: {exc.strerror} (run as the edge user or root)")
+        from . import tls
+
+        try:
+            cert = tls.load_or_create(ctx.obj)
+        except PermissionError as exc:
+            raise click.ClickException(f"cannot read the certificate in {ctx.obj}/tls: {exc.strerror}")
         click.echo(f"user: {creds.user}")
         click.echo(f"password: {creds.password}")
         click.echo(f"serial: {creds.serial}")
         click.echo(f"uuid: {creds.device_uuid}")
+        click.echo(f"tls fingerprint (SHA-256): {cert.fingerprint}")
+        click.echo(f"sensor gateway (MQTT) user: {creds.gateway_user}")
+        click.echo(f"sensor gateway (MQTT) password: {creds.gateway_password}")
 
 
 @credentials.command("rotate")
+@click.option("--gateway", is_flag=True, help="renew the sensor gateways' MQTT password instead (then run "
+                                              "`edge broker-setup` as root and update the gateways)")
 @click.pass_obj
-def credentials_rotate(data_dir: Path) -> None:
-    """Generate a new password (the running service switches to it within a second)."""
-    creds = credentials_mod.rotate(data_dir)
+def credentials_rotate(data_dir: Path, gateway: bool) -> None:
+    """Generate a new password (the running service switches to it within a second). Run as
+    root, the file stays the data dir owner's (the service user's)."""
+    try:
+        creds = credentials_mod.rotate(data_dir, gateway=gateway)
+    except PermissionError as exc:
+        raise click.ClickException(f"cannot write the credentials in {data_dir}: {exc.strerror} (run as the edge user or root)")
+    if gateway:
+        click.echo(f"sensor gateway (MQTT) user: {creds.gateway_user}")
+        click.echo(f"sensor gateway (MQTT) password: {creds.gateway_password}")
+        return
     click.echo(f"user: {creds.user}")
     click.echo(f"password: {creds.password}")
+
+
+@cli.command("broker-setup")
+@data_dir_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("/etc/mosquitto/edge"),
+              show_default=True, help="where Mosquitto reads the accounts and TLS files")
+@click.option("--group", default="mosquitto", show_default=True, help="the group Mosquitto runs as")
+def broker_setup(data_dir: Path | None, out: Path, group: str) -> None:
+    """Write the appliance broker's accounts and TLS files (root; edge-broker-setup.service
+    runs it at every boot before Mosquitto). After `edge credentials rotate --gateway`, run it
+    and `systemctl reload mosquitto`."""
+    from . import broker_setup as broker_mod
+
+    written = broker_mod.setup(paths.data_dir(data_dir), out, group or None)
+    click.echo("wrote " + ", ".join(written))
 
 
 from .receivers.cli import report  # noqa: E402
 from .relays.cli import relay  # noqa: E402
 from .sensors.cli import sources  # noqa: E402
 from .store.cli import events  # noqa: E402
+from .update.cli import update  # noqa: E402
+from .uplink.cli import uplink  # noqa: E402
 
 cli.add_command(relay)
 cli.add_command(events)
 cli.add_command(report)
 cli.add_command(sources)
+cli.add_command(update)
+cli.add_command(uplink)
 
 
 def main() -> None:

@@ -62,6 +62,7 @@ class Context:
     platform: Platform
     registry: Registry = field(default_factory=Registry)
     open_paths: set[str] = field(default_factory=set)  # web paths their protocol requires open (ONVIF)
+    plain_paths: set[str] = field(default_factory=set)  # also answered on plain HTTP when HTTPS is on (snapshot)
     config_path: Path | None = None
     demo: bool = False  # `edge demo`: the sensor simulator runs
 

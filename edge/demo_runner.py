@@ -164,7 +164,8 @@ def banner(cfg: Config, data_dir: Path) -> str:
         ]
     lines += [
         f"  MQTT:     {BROKER_HOST}:{cfg.mqtt.port}",
-        f"  panel:    http://{host}:{web.port}/panel (simulated LCD + buttons; or curl -X POST .../api/buttons/select)",
+        f"  panel:    http://{host}:{web.port}/panel (simulated LCD + buttons; or: curl --digest -u {creds.user}:<password>",
+        f"            -H 'Content-Type: application/json' -d '{{}}' http://{host}:{web.port}/api/buttons/select)",
         *([f"  alarm receiver: SIA DC-09 {cfg.receivers.sia[DEMO_RECEIVER].primary} (reports print here; "
            "`.venv/bin/edge report test --config edge/demo/edge.toml --data-dir var`)"]
           if DEMO_RECEIVER in cfg.receivers.sia else []),

@@ -91,6 +91,10 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
          number_format="{:.1f} °C", lcd_format="{:.1f}C", offline_after_s=3 * 3600.0),
     Kind("humidity", "humidity", binary=False, alarm_value=None, ha_device_class="humidity", unit="%",
          number_format="{:.0f} %RH", lcd_format="{:.0f}%", offline_after_s=3 * 3600.0),
+    # a link, e.g. the fleet uplink's broker bridge (True = connected); its own state is the
+    # news, so no offline timer
+    Kind("connectivity", "connected", alarm_value=False, active_words="online", inactive_words="OFFLINE",
+         active_is_alarm=False, severity=TROUBLE, ha_device_class="connectivity", offline_after_s=0.0),
     Kind("generic", "value", binary=False, alarm_value=True, offline_after_s=0.0),
 )}
 

@@ -19,6 +19,7 @@ from typing import Any, Callable, Coroutine
 
 from hw.platform import Platform, make_platform
 
+from . import tls
 from .app import Supervisor
 from .auth import HttpAuth
 from .bus import Bus
@@ -27,7 +28,8 @@ from .config import Config
 from .context import Context, CredentialsHolder
 from .metrics import Metrics
 from .notify import Notifier
-from .web.server import WebComponent, make_app
+from .web.guard import Guard, make_app
+from .web.server import WebComponent
 
 log = logging.getLogger("edge.service")
 
@@ -39,6 +41,9 @@ def build_context(config: Config, data_dir: Path, *, platform: Platform | None =
     creds = CredentialsHolder(data_dir)
     auth = HttpAuth(creds.get)
     open_paths: set[str] = set()
+    plain_paths: set[str] = set()
+    guard = Guard(auth, open_paths, plain_paths)
+    guard.configure(config.web)
     ctx = Context(
         config=config,
         data_dir=data_dir,
@@ -46,14 +51,19 @@ def build_context(config: Config, data_dir: Path, *, platform: Platform | None =
         metrics=Metrics(),
         credentials=creds,
         auth=auth,
-        web=make_app(auth, open_paths),
+        web=make_app(guard, config.web.max_body_bytes),
         platform=platform or make_platform(simulated),
         open_paths=open_paths,
+        plain_paths=plain_paths,
         config_path=config_path,
         demo=demo,
     )
     if creds.created:
         log.warning("first start: generated device credentials in %s (show them with `edge credentials`)", data_dir)
+    if config.web.tls:  # made here, before the components: the LCD shows its fingerprint
+        cert = tls.load_or_create(data_dir)
+        if cert.created:
+            log.warning("first start: made the device TLS certificate, SHA-256 %s", cert.fingerprint)
     return ctx
 
 

@@ -22,3 +22,6 @@ class ServiceConfig(Section):
     restart_backoff_initial_s: float = Field(0.5, gt=0)
     restart_backoff_max_s: float = Field(30.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    system: Literal["auto", "systemd", "simulated"] = Field(
+        "auto", description="reboot and factory reset: auto = the platform's (simulated with --simulated and in "
+                            "the demo), systemd = the machine's (through edge-ctl.service on the appliance)")

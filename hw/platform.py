@@ -23,8 +23,8 @@ from typing import Any, Awaitable, Callable
 
 from .lcd import CharDisplay, Hd44780Pcf8574, SimulatedDisplay, SMBusLike
 from .modbus import ModbusLines, SimulatedModbusLines
-from .network import NetSettings, NetworkBackend, Nmcli, SimulatedNetwork
-from .system import RealSystem, SimulatedSystem, SystemControl
+from .network import NetSettings, NetworkBackend, Networkd, Nmcli, SimulatedNetwork, default_driver
+from .system import Privileged, RealSystem, SimulatedSystem, SystemControl
 
 log = logging.getLogger("hw.platform")
 
@@ -80,7 +80,7 @@ class Platform:
 
     # ---- network and system --------------------------------------------------------------
     def network(self, driver: str, interface: str, connection: str, configured: NetSettings) -> NetworkBackend:
-        """The addressing backend for ``driver`` ("auto", "nmcli" or "simulated")."""
+        """The addressing backend for ``driver`` ("auto", "networkd", "nmcli" or "simulated")."""
         if self._network is None:
             if driver == "auto":
                 self._network = self._make_network(interface, connection, configured)
@@ -88,22 +88,39 @@ class Platform:
                 self._network = SimulatedNetwork(configured)
             elif driver == "nmcli":
                 self._network = Nmcli(interface, connection)
+            elif driver == "networkd":
+                self._network = self._networkd(interface)
             else:
-                raise ValueError(f"unknown network driver {driver!r} (nmcli or simulated)")
+                raise ValueError(f"unknown network driver {driver!r} (networkd, nmcli or simulated)")
         return self._network
 
+    def _networkd(self, interface: str) -> Networkd:
+        priv = Privileged.installed()  # the appliance: networkctl reload through root's edge-ctl unit
+        return Networkd(interface, reload=(lambda: priv.request("network-reload")) if priv is not None else None)
+
     def _make_network(self, interface: str, connection: str, configured: NetSettings) -> NetworkBackend:
+        if default_driver() == "networkd":
+            return self._networkd(interface)
         return Nmcli(interface, connection)
 
     def system(self, data_dir: Path, config_path: Path | None,
-               on_reboot: Callable[[], Awaitable[None]] | None = None) -> SystemControl:
+               on_reboot: Callable[[], Awaitable[None]] | None = None, driver: str = "auto") -> SystemControl:
+        """Reboot and factory reset for ``driver`` ("auto": the platform's, "systemd" or
+        "simulated")."""
         if self._system is None:
-            self._system = self._make_system(data_dir, config_path, on_reboot)
+            if driver == "auto":
+                self._system = self._make_system(data_dir, config_path, on_reboot)
+            elif driver == "systemd":
+                self._system = RealSystem(data_dir, config_path, Privileged.installed())
+            elif driver == "simulated":
+                self._system = SimulatedSystem(data_dir, config_path, on_reboot=on_reboot)
+            else:
+                raise ValueError(f"unknown system driver {driver!r} (systemd or simulated)")
         return self._system
 
     def _make_system(self, data_dir: Path, config_path: Path | None,
                      on_reboot: Callable[[], Awaitable[None]] | None) -> SystemControl:
-        return RealSystem(data_dir, config_path)
+        return RealSystem(data_dir, config_path, Privileged.installed())
 
     def close(self) -> None:
         """Release what the platform holds (Modbus lines)."""

@@ -30,6 +30,9 @@ GIT_REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)$(gi
 ROOT=$OUT/rootfs
 WHEELS=$OUT/wheels
 T0=$(date +%s)
+# RAUC signing: the production key/cert/keyring from RAUC_KEY/RAUC_CERT/RAUC_KEYRING, else a
+# development key made once in $OUT/keys (keys.sh); the image trusts that keyring.
+. "$HERE/keys.sh"
 
 step() { echo "[$(( $(date +%s) - T0 ))s] $*"; }
 die() { echo "image-build: $*" >&2; exit 1; }
@@ -47,6 +50,17 @@ if [ "$(dpkg --print-architecture)" != arm64 ]; then
         || die "qemu-aarch64 binfmt is registered without the F flag (install qemu-user-static)"
 fi
 
+# aarch64 / CPython 3.11 wheels of edge's dependencies (edge's own wheel already in $WHEELS)
+download_wheels() {
+    "$PYTHON_HOST" -m pip download -q --disable-pip-version-check -d "$WHEELS" \
+        --only-binary=:all: --implementation cp --python-version 3.11 --abi cp311 --abi abi3 --abi none \
+        --platform manylinux2014_aarch64 --platform manylinux_2_28_aarch64 --platform manylinux_2_34_aarch64 \
+        --platform manylinux_2_36_aarch64 --platform any \
+        -c "$REPO/constraints.txt" -r "$HERE/requirements-image.txt" "$(ls "$WHEELS"/edge-*.whl)" 2>&1 | grep -v '^WARNING: Location' || true
+    ls "$WHEELS"/pydantic_core-*aarch64*.whl >/dev/null || die "no aarch64 wheels downloaded"
+    cp "$HERE/requirements-image.txt" "$WHEELS/"
+}
+
 # REUSE_ROOTFS=1: keep a finished $ROOT from an earlier run and only redo the steps after
 # mmdebstrap (for work on the partition/image steps; a real build starts from scratch).
 if [ "${REUSE_ROOTFS:-0}" = 1 ] && [ -x "$ROOT/opt/edge/venv/bin/edge" ]; then
@@ -54,6 +68,24 @@ if [ "${REUSE_ROOTFS:-0}" = 1 ] && [ -x "$ROOT/opt/edge/venv/bin/edge" ]; then
     if [ -z "$(ls -A "$ROOT/boot/firmware")" ] && [ -d "$OUT/bootfs" ]; then
         cp -a "$OUT/bootfs/." "$ROOT/boot/firmware/"
     fi
+    # the overlay, edge itself (a fresh wheel of the work tree, and any new dependency) and the
+    # update settings again
+    cp -r --no-preserve=ownership "$HERE/overlay/." "$ROOT/"
+    install -D -m 0644 -t "$ROOT/usr/local/lib/systemd/system" "$REPO"/systemd/*.service
+    rm -rf "$WHEELS/edge-"*.whl
+    "$PYTHON_HOST" -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation -w "$WHEELS" "$REPO"
+    download_wheels
+    rm -rf "$ROOT/tmp/edge-wheels" && cp -r "$WHEELS" "$ROOT/tmp/edge-wheels"
+    chroot "$ROOT" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin /opt/edge/venv/bin/python \
+        "/$(cd "$ROOT" && ls usr/share/python-wheels/pip-*.whl | head -1)/pip" install -q --no-index \
+        --find-links /tmp/edge-wheels --disable-pip-version-check -r /tmp/edge-wheels/requirements-image.txt \
+        /tmp/edge-wheels/$(cd "$WHEELS" && ls edge-*.whl)
+    chroot "$ROOT" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin /opt/edge/venv/bin/python \
+        "/$(cd "$ROOT" && ls usr/share/python-wheels/pip-*.whl | head -1)/pip" install -q --no-index \
+        --find-links /tmp/edge-wheels --force-reinstall --no-deps --disable-pip-version-check \
+        /tmp/edge-wheels/$(cd "$WHEELS" && ls edge-*.whl)
+    rm -rf "$ROOT/tmp/edge-wheels"
+    "$HERE/hooks/customize-updates.sh" "$ROOT" "$REPO" "$RAUC_KEYRING"
 else
 # ---- the application: edge's wheel + aarch64 wheels of its dependencies ---------------------
 step "checking the appliance config"
@@ -61,14 +93,7 @@ step "checking the appliance config"
 step "wheels for aarch64 / CPython 3.11 -> $WHEELS"
 rm -rf "$WHEELS" && mkdir -p "$WHEELS"
 "$PYTHON_HOST" -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation -w "$WHEELS" "$REPO"
-EDGE_WHEEL=$(ls "$WHEELS"/edge-*.whl)
-"$PYTHON_HOST" -m pip download -q --disable-pip-version-check -d "$WHEELS" \
-    --only-binary=:all: --implementation cp --python-version 3.11 --abi cp311 --abi abi3 --abi none \
-    --platform manylinux2014_aarch64 --platform manylinux_2_28_aarch64 --platform manylinux_2_34_aarch64 \
-    --platform manylinux_2_36_aarch64 --platform any \
-    -c "$REPO/constraints.txt" -r "$HERE/requirements-image.txt" "$EDGE_WHEEL" 2>&1 | grep -v '^WARNING: Location' || true
-ls "$WHEELS"/pydantic_core-*aarch64*.whl >/dev/null || die "no aarch64 wheels downloaded"
-cp "$HERE/requirements-image.txt" "$WHEELS/"
+download_wheels
 
 # ---- root file system -----------------------------------------------------------------------
 PACKAGES=$(sed -e 's/#.*//' -e 's/\[[^]]*\]//g' "$HERE/packages.txt" | xargs | tr ' ' ',')
@@ -88,6 +113,7 @@ mmdebstrap --arch=arm64 --variant=apt --mode=root --format=directory \
     --hook-directory=/usr/share/mmdebstrap/hooks/eatmydata \
     --essential-hook="\"$HERE/hooks/essential.sh\" \"\$1\"" \
     --customize-hook="\"$HERE/hooks/customize.sh\" \"\$1\" \"$REPO\" \"$WHEELS\"" \
+    --customize-hook="\"$HERE/hooks/customize-updates.sh\" \"\$1\" \"$REPO\" \"$RAUC_KEYRING\"" \
     --include="$PACKAGES" \
     "$SUITE" "$ROOT" \
     "deb $MIRROR $SUITE main contrib non-free-firmware" \
@@ -126,44 +152,16 @@ step "manifest"
     done | sort -f
 } > "$OUT/$NAME.manifest"
 
-# ---- partitions and the image ---------------------------------------------------------------
-step "boot partition (FAT32, RASPIFIRM)"
-rm -rf "$OUT/bootfs" && mkdir "$OUT/bootfs"
-cp -a "$ROOT/boot/firmware/." "$OUT/bootfs/"
-find "$ROOT/boot/firmware" -mindepth 1 -delete
-rm -f "$OUT/boot.vfat"
-mkfs.vfat -C -F 32 -n RASPIFIRM -i 45444745 "$OUT/boot.vfat" $((BOOT_MB * 1024)) >/dev/null
-mcopy -s -p -m -i "$OUT/boot.vfat" "$OUT"/bootfs/* ::/
-
-step "root partition (ext4, RASPIROOT) from the directory"
-used_mb=$(du -sm --apparent-size "$ROOT" | cut -f1)
-ROOT_MB=$(( used_mb * 5 / 4 + 256 ))
-rm -f "$OUT/root.ext4"
-mkfs.ext4 -q -F -L RASPIROOT -m 1 -E lazy_itable_init=0 -d "$ROOT" "$OUT/root.ext4" "${ROOT_MB}M"
-
-step "image: MBR + partitions"
+# ---- partitions and the image: A/B slots + data partition (ab-image.sh) ----------------------
+step "A/B image: autoboot, boot slot A, root slot A, data"
 IMG=$OUT/$NAME.img
-START=8192                                   # 4 MiB, aligned for SD erase blocks
-BOOT_SECT=$(( BOOT_MB * 2048 ))
-ROOT_SECT=$(( ROOT_MB * 2048 ))
-rm -f "$IMG"
-truncate -s $(( (START + BOOT_SECT + ROOT_SECT) * 512 )) "$IMG"
-sfdisk --quiet --no-reread --no-tell-kernel "$IMG" <<EOF
-label: dos
-label-id: 0x45444745
-unit: sectors
-
-start=$START, size=$BOOT_SECT, type=c, bootable
-start=$(( START + BOOT_SECT )), size=$ROOT_SECT, type=83
-EOF
-dd if="$OUT/boot.vfat" of="$IMG" bs=512 seek=$START conv=notrunc,sparse status=none
-dd if="$OUT/root.ext4" of="$IMG" bs=512 seek=$(( START + BOOT_SECT )) conv=notrunc,sparse status=none
-rm -f "$OUT/boot.vfat" "$OUT/root.ext4"
+"$HERE/ab-image.sh" "$ROOT" "$OUT" "$NAME"
+echo "$VERSION $GIT_REV $SOURCE_DATE_EPOCH" > "$OUT/slot-images.version"
 
 if [ "$COMPRESS" = 1 ]; then
     step "zstd"
     zstd -q -f -T0 -10 "$IMG" -o "$IMG.zst"
 fi
 ( cd "$OUT" && sha256sum "$NAME.img" $( [ "$COMPRESS" = 1 ] && echo "$NAME.img.zst") > "$NAME.sha256" )
-step "done: $IMG ($(( $(stat -c %s "$IMG") / 1048576 )) MiB, root partition ${ROOT_MB} MiB)"
+step "done: $IMG ($(( $(stat -c %s "$IMG") / 1048576 )) MiB; slot images for \`make bundle\` kept in $OUT)"
 step "manifest: $(sed -n '/^# Debian/,/^# Python/p' "$OUT/$NAME.manifest" | grep -vc '^#') Debian packages, $(sed -n '/^# Python/,$p' "$OUT/$NAME.manifest" | grep -vc '^#') Python packages"

@@ -1,22 +1,28 @@
 #!/usr/bin/env python3
-"""Boot the built SD image under qemu-system-aarch64 (-M virt) and check it from outside.
+"""Boot the built SD image under qemu-system-aarch64 (-M virt) and check it from outside,
+then update it: A/B slots with RAUC, automatic rollback.
 
-    make image-test            (after `make image`)
+    make image-test            (after `make image`; `make bundle` is not needed: the test makes
+                                its own bundles from the same slot images)
 
-A throwaway copy of the image (1 GiB larger, so first-boot growroot has work) gets one
-test-only file, written with debugfs (no mounts): a drop-in that runs edge with --simulated
-(qemu has no GPIO/I2C/serial hardware). Kernel and initrd come from the image's own FAT
-partition; the serial console is read line by line and timed.
+A throwaway copy of the image (1 GiB larger, so first-boot growroot has work) gets two
+test-only changes, written with debugfs/mtools (no mounts): a drop-in that runs edge with
+--simulated (qemu has no GPIO/I2C/serial) in root slot A, and an SSH key on the FAT
+partition (the documented way to turn SSH on). The kernel, initrd and command line come from
+the card as the Pi firmware reads it (pi_firmware.py: autoboot.txt, the one-shot tryboot
+flag, the chosen partition's config.txt and cmdline.txt); qemu runs with -no-reboot, so a
+reboot ends the run and the next one starts with what the kernel asked for.
 
-Boot 1 (first boot, as on a new card): root partition grown, hostname edge-XXXX, edge
-READY=1 (systemd's "Started edge.service"), multi-user.target, /healthz refuses without
-credentials; then a power-button shutdown in which edge stops cleanly.
-Between the boots the credentials edge made on first boot are read from the disk (debugfs):
-0600, owned by edge, and their serial names the host.
-Boot 2: READY again, /healthz answers ready with those credentials; RTSP: if something
-answers RTSP on the forwarded 554, a frame is read with ffmpeg; if nothing answers there the
-check is reported as skipped (video is not in this build). Times are printed; the last line
-is one JSON object.
+Boot 1 (first boot of slot A, as on a new card): data partition grown, hostname edge-XXXX,
+edge READY=1, /healthz refuses without credentials, the first RTSP frame (first boot to
+first frame is the figure the issue bounds at 90 s); a bundle signed with another key is
+refused; `edge update install URL` of a good bundle (served from this host).
+Boot 2 (tryboot into slot B): READY, committed once READY, /healthz ready with the
+credentials made on boot 1, an RTSP frame; then a deliberately broken bundle (edge exits at
+once) is installed into slot A.
+Boot 3 (tryboot into A): edge fails; the device reboots by itself without the flag.
+Boot 4 (slot B again): it says it rolled back, READY, `edge update status`; power button.
+Times are printed; the last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -39,6 +45,19 @@ import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import pi_firmware  # noqa: E402
+
+SIMULATED_DROPIN = (
+    "# written by image-build/image_test.py into a throwaway copy: qemu has no GPIO/I2C/serial\n"
+    "[Service]\nExecStart=\n"
+    "ExecStart=/opt/edge/venv/bin/edge run --config /etc/edge/edge.toml --data-dir /var/lib/edge --simulated\n"
+)
+BROKEN_DROPIN = (
+    "# image-test: a deliberately broken build of edge (it exits at once)\n"
+    "[Service]\nExecStart=\n"
+    "ExecStart=/bin/sh -c 'echo \"edge: broken on purpose by image-test\"; exit 1'\n"
+)
 
 
 def free_port() -> int:
@@ -112,45 +131,100 @@ def partitions(img: Path) -> list[dict]:
     return table["partitions"]
 
 
+def part_offsets(disk: Path) -> dict[int, int]:
+    return {int(re.search(r"(\d+)$", p["node"]).group(1)): p["start"] * 512 for p in partitions(disk)}
+
+
+def write_dropin(fs: str, work: Path, text: str) -> None:
+    """The edge.service drop-in into the ext4 file system ``fs`` (debugfs, no mount)."""
+    dropin = work / "dropin.conf"
+    dropin.write_text(text)
+    cmds = work / "debugfs.cmds"
+    cmds.write_text(
+        "mkdir /etc/systemd/system/edge.service.d\n"
+        "rm /etc/systemd/system/edge.service.d/image-test.conf\n"
+        f"write {dropin} /etc/systemd/system/edge.service.d/image-test.conf\n"
+        "sif /etc/systemd/system/edge.service.d/image-test.conf mode 0100644\n"
+    )
+    out = subprocess.run(["debugfs", "-w", "-f", str(cmds), fs], capture_output=True, text=True)
+    check = run("debugfs", "-R", "cat /etc/systemd/system/edge.service.d/image-test.conf", fs).stdout
+    assert check.strip() == text.strip(), f"drop-in not written to {fs}: {out.stderr}"
+
+
 def prepare(image: Path, work: Path):
-    """Copy the image, take kernel+initrd from its FAT partition, add the simulated drop-in."""
+    """Copy the image, add the simulated drop-in to root slot A and an SSH key to p1."""
     disk = work / "disk.img"
     run("cp", "--sparse=always", str(image), str(disk))
-    boot, root = partitions(disk)[:2]
-    boot_off, root_off = boot["start"] * 512, root["start"] * 512
-    run("mcopy", "-n", "-i", f"{disk}@@{boot_off}", "::config.txt", str(work / "config.txt"))
-    conf = (work / "config.txt").read_text()
-    kernel = re.search(r"^kernel=(\S+)", conf, re.M).group(1)
-    initrd = re.search(r"^initramfs (\S+)", conf, re.M).group(1)
-    for name, local in ((kernel, "vmlinuz"), (initrd, "initrd.img")):
-        run("mcopy", "-n", "-i", f"{disk}@@{boot_off}", f"::{name}", str(work / local))
-    fs = f"{disk}?offset={root_off}"
-    passwd = run("debugfs", "-R", "cat /etc/passwd", fs).stdout
+    parts = part_offsets(disk)
+    if 7 not in parts:
+        raise AssertionError(f"{image.name} has no A/B layout (partitions {sorted(parts)}): rebuild with `make image`")
+    root_a, data = f"{disk}?offset={parts[5]}", f"{disk}?offset={parts[7]}"
+    passwd = run("debugfs", "-R", "cat /etc/passwd", root_a).stdout
     m = re.search(r"^edge:x:(\d+):(\d+):", passwd, re.M)
     if not m:
         raise AssertionError("no edge user in the image's /etc/passwd")
     uid, gid = m.groups()
-    dropin = work / "image-test.conf"
-    dropin.write_text(
-        "# written by image-build/image_test.py into a throwaway copy: qemu has no GPIO/I2C/serial\n"
-        "[Service]\nExecStart=\n"
-        "ExecStart=/opt/edge/venv/bin/edge run --config /etc/edge/edge.toml --data-dir /var/lib/edge --simulated\n"
-    )
-    cmds = work / "debugfs.cmds"
-    cmds.write_text(
-        "mkdir /etc/systemd/system/edge.service.d\n"
-        f"write {dropin} /etc/systemd/system/edge.service.d/image-test.conf\n"
-        "sif /etc/systemd/system/edge.service.d/image-test.conf mode 0100644\n"
-    )
-    out = run("debugfs", "-w", "-f", str(cmds), fs)
-    check = run("debugfs", "-R", "cat /etc/systemd/system/edge.service.d/image-test.conf", fs).stdout
-    assert "--simulated" in check, f"drop-in not written: {out.stderr}"
-    leftover = run("debugfs", "-R", "ls -l /var/lib/edge", fs).stdout
+    write_dropin(root_a, work, SIMULATED_DROPIN)
+    leftover = run("debugfs", "-R", "ls -l /edge/lib", data).stdout
     assert "credentials.json" not in leftover, "the image ships credentials"
+    key = work / "id_ed25519"
+    run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "image-test", "-f", str(key))
+    run("mcopy", "-o", "-i", f"{disk}@@{parts[1]}", f"{key}.pub", "::authorized_keys")
     # room for growroot; the partition table still ends where the image did
     with open(disk, "r+b") as fh:
         fh.truncate(disk.stat().st_size + (1 << 30))
-    return disk, work / "vmlinuz", work / "initrd.img", fs, (int(uid), int(gid))
+    return disk, data, key, (int(uid), int(gid))
+
+
+def make_bundles(out: Path, work: Path) -> dict[str, Path]:
+    """Bundles from the build's slot images (bundle.sh, the build's development key): 'good'
+    (+ the simulated drop-in), 'broken' (edge exits at once), 'foreign' (signed with another key)."""
+    bundles = {}
+    for name, dropin in (("good", SIMULATED_DROPIN), ("broken", BROKEN_DROPIN)):
+        root = work / f"{name}-root.ext4"
+        run("cp", "--sparse=always", str(out / "slot-root.ext4"), str(root))
+        write_dropin(str(root), work, dropin)
+        target = work / f"{name}.raucb"
+        t0 = time.monotonic()
+        env = {**os.environ, "SLOT_ROOT": str(root), "BUNDLE": str(target)}
+        if name == "broken":
+            env["MKSQUASHFS_ARGS"] = "-comp lz4"  # only its failure matters: fast to make
+        for k in ("RAUC_KEY", "RAUC_CERT", "RAUC_KEYRING"):
+            env.pop(k, None)
+        subprocess.run([str(HERE / "bundle.sh"), str(out)], check=True, env=env, capture_output=True, text=True)
+        root.unlink()
+        print(f"           bundle '{name}': {target.stat().st_size / 1048576:.0f} MiB in {time.monotonic() - t0:.0f} s")
+        bundles[name] = target
+    other = work / "other"
+    run("openssl", "req", "-x509", "-newkey", "rsa:3072", "-nodes", "-days", "365", "-subj", "/CN=not the fleet key",
+        "-keyout", f"{other}.key", "-out", f"{other}.cert")
+    bundles["foreign"] = work / "foreign.raucb"
+    run("rauc", "resign", f"--cert={other}.cert", f"--key={other}.key", f"--keyring={out}/keys/dev.cert",
+        "--signing-keyring", f"{other}.cert", str(bundles["good"]), str(bundles["foreign"]))
+    return bundles
+
+
+class BundleServer:
+    """The bundles over HTTP on this host's loopback; the guest reaches it as 10.0.2.2 (slirp)."""
+
+    def __init__(self, directory: Path):
+        import functools
+        import http.server
+
+        class Quiet(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+        handler = functools.partial(Quiet, directory=str(directory))
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def url(self, name: str) -> str:
+        return f"http://10.0.2.2:{self.port}/{name}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
 
 
 def http_get(url: str, auth: tuple[str, str] | None, timeout: float = 10) -> tuple[int, bytes]:
@@ -182,30 +256,37 @@ EDGE_FAILED = (r"Failed to start edge\.service|edge\.service: (Main process exit
 
 
 class Boot:
-    """One qemu run of the disk copy, with HTTP and RTSP forwarded to free local ports."""
+    """One qemu run of the disk copy, booted as the Pi firmware would (pi_firmware.py), with
+    HTTP, RTSP and SSH forwarded to free local ports."""
 
-    def __init__(self, name: str, work: Path, disk: Path, kernel: Path, initrd: Path):
-        self.name, self.work = name, work
-        self.http_port, self.rtsp_port = free_port(), free_port()
+    def __init__(self, name: str, work: Path, disk: Path, tryboot: bool):
+        self.name, self.work, self.disk = name, work, disk
+        self.http_port, self.rtsp_port, self.ssh_port = free_port(), free_port(), free_port()
         self.monitor = work / f"{name}.monitor"
+        self.choice = pi_firmware.choose(disk, tryboot, work / "firmware")
+        # the card's command line, with qemu's serial console instead of the Pi's
+        args = [a for a in self.choice.cmdline.split() if not a.startswith("console=")]
+        args += ["console=ttyAMA0", "systemd.show_status=1",
+                 # systemd stops printing unit status once a getty owns the console: journald's
+                 # copy of the log on the console keeps "Started edge.service" (READY=1) visible.
+                 "systemd.journald.forward_to_console=1"]
+        self.slot = next((a.split("=", 1)[1] for a in args if a.startswith("rauc.slot=")), "?")
         cmd = [
             "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "2048",
             "-display", "none", "-serial", "stdio", "-no-reboot",
             "-monitor", f"unix:{self.monitor},server,nowait",
-            "-kernel", str(kernel), "-initrd", str(initrd),
-            "-append", "root=LABEL=RASPIROOT rw rootwait console=ttyAMA0 systemd.show_status=1 "
-            # systemd stops printing unit status once a getty owns the console: journald's
-            # copy of the log on the console keeps "Started edge.service" (READY=1) visible.
-            "systemd.journald.forward_to_console=1",
+            "-kernel", str(self.choice.kernel), "-initrd", str(self.choice.initrd), "-append", " ".join(args),
             "-drive", f"if=none,file={disk},format=raw,id=hd0,cache=unsafe", "-device", "virtio-blk-pci,drive=hd0",
             "-device", "virtio-rng-pci",
             "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{self.http_port}-:80,"
-                       f"hostfwd=tcp:127.0.0.1:{self.rtsp_port}-:554",
+                       f"hostfwd=tcp:127.0.0.1:{self.rtsp_port}-:554,hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22",
             "-device", "virtio-net-pci,netdev=net0,romfile=",  # no PXE rom (package ipxe-qemu) needed
         ]
         self.t0 = time.monotonic()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.con = Console(self.proc, self.t0, work / f"console-{name}.log")
+        print(f"{name}: firmware boots partition {self.choice.partition} (slot {self.slot}"
+              f"{', tryboot' if tryboot else ''})")
 
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
@@ -222,6 +303,46 @@ class Boot:
                 pass
             time.sleep(2)
         return status, body
+
+    def ssh(self, key: Path, command: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
+        """A command as root over SSH (key login, as the README tells an installer)."""
+        deadline = time.monotonic() + 180
+        while True:
+            res = subprocess.run(["ssh", "-i", str(key), "-p", str(self.ssh_port), "-o", "BatchMode=yes",
+                                  "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                                  "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR", "root@127.0.0.1", command],
+                                 capture_output=True, text=True, timeout=timeout)
+            # 255: ssh itself failed (sshd not up yet) -- unless the command rebooted the guest
+            if res.returncode != 255 or time.monotonic() > deadline or self.proc.poll() is not None \
+                    or "tryboot reboot" in command or "update install" in command:
+                break
+            time.sleep(3)
+        if check and res.returncode != 0:
+            raise AssertionError(f"ssh {command!r}: exit {res.returncode}: {res.stdout[-800:]}{res.stderr[-800:]}")
+        return res
+
+    def rtsp_frame(self, creds: dict, path: str, work: Path, timeout: float) -> float | None:
+        """Seconds since boot start at which a frame was decoded, polling until ``timeout``."""
+        deadline = time.monotonic() + timeout
+        frame = work / f"frame-{self.name}.png"
+        while time.monotonic() < deadline:
+            if rtsp_answers(self.rtsp_port, timeout=3) is not None:
+                url = f"rtsp://{creds['user']}:{creds['password']}@127.0.0.1:{self.rtsp_port}{path}"
+                res = subprocess.run(["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", url, "-frames:v", "1",
+                                      "-y", str(frame)], capture_output=True, text=True, timeout=60)
+                if res.returncode == 0 and frame.exists() and frame.stat().st_size > 0:
+                    return round(self.elapsed(), 1)
+            time.sleep(0.5)
+        return None
+
+    def ended(self, timeout: float) -> str:
+        """Wait for the run to end; what the kernel asked the firmware for (tryboot/reboot/off)."""
+        t, m = self.con.wait_for(r"reboot: (Restarting system|Power down|System halted)", timeout)
+        self.proc.wait(30)
+        for _, line in reversed(self.con.lines):
+            if (req := pi_firmware.reboot_request(line)) is not None:
+                return req
+        return "reboot"
 
     def power_button(self, timeout: float) -> float:
         """Press the virt board's power button (gpio-keys -> logind) and wait for power-off."""
@@ -250,8 +371,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=HERE / "out", help="where `make image` put the image")
     ap.add_argument("--image", type=Path, help="image file (default: newest edge-*.img in --out)")
-    ap.add_argument("--timeout", type=float, default=600, help="seconds for each boot")
+    ap.add_argument("--timeout", type=float, default=900, help="seconds for each boot (to READY and its checks)")
+    ap.add_argument("--bundles", type=Path, help="reuse good/broken/foreign.raucb from this dir (a --keep work dir)")
     ap.add_argument("--rtsp-path", default="/dashboard")
+    ap.add_argument("--no-update", action="store_true", help="first boot only (no bundles, no A/B)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (disk copy, console logs)")
     args = ap.parse_args()
 
@@ -259,7 +382,7 @@ def main() -> int:
     if image is None or not image.exists():
         print(f"image-test: no image in {args.out}: run `make image` first", file=sys.stderr)
         return 2
-    for tool in ("qemu-system-aarch64", "mcopy", "debugfs", "sfdisk"):
+    for tool in ("qemu-system-aarch64", "mcopy", "debugfs", "sfdisk", "ssh", "ssh-keygen", "rauc", "ffmpeg"):
         if shutil.which(tool) is None:
             print(f"image-test: {tool} missing (make image-tools)", file=sys.stderr)
             return 2
@@ -268,27 +391,54 @@ def main() -> int:
     results: dict = {"bench": "image_test", "image": image.name}
     failures: list[str] = []
     print(f"image-test: {image} (work dir {work})")
-    disk, kernel, initrd, fs, (uid, gid) = prepare(image, work)
+    disk, data_fs, key, (uid, gid) = prepare(image, work)
+    server: BundleServer | None = None
     boot: Boot | None = None
     boots: list[Boot] = []
+
+    def start(name: str, tryboot: bool) -> Boot:
+        b = Boot(name, work, disk, tryboot)
+        boots.append(b)
+        return b
+
+    def creds_from_disk() -> dict:
+        st = run("debugfs", "-R", "stat /edge/lib/credentials.json", data_fs).stdout
+        mode = re.search(r"Mode:\s+(\d+)", st)
+        owner = re.search(r"User:\s+(\d+)\s+Group:\s+(\d+)", st)
+        if not (mode and owner):
+            raise AssertionError("no credentials.json on the data partition after the first boot")
+        creds = json.loads(run("debugfs", "-R", "cat /edge/lib/credentials.json", data_fs).stdout)
+        print(f"           credentials.json: mode {mode.group(1)}, uid {owner.group(1)}, serial {creds['serial']}")
+        if mode.group(1) != "0600" or int(owner.group(1)) != uid:
+            failures.append(f"credentials.json mode {mode.group(1)} uid {owner.group(1)}, want 0600 uid {uid}")
+        return creds
+
     try:
-        # ---- boot 1: first boot ---------------------------------------------------------
-        print("boot 1 (first boot):")
-        boot = Boot("boot1", work, disk, kernel, initrd)
-        boots.append(boot)
+        # bundles first: building them while qemu runs would slow the boots being timed
+        bundles: dict[str, Path] = {}
+        if not args.no_update:
+            if args.bundles:
+                for name in ("good", "broken", "foreign"):
+                    shutil.copy(args.bundles / f"{name}.raucb", work / f"{name}.raucb")
+                    bundles[name] = work / f"{name}.raucb"
+            else:
+                print("bundles from this build's slot images (bundle.sh, the build's development key):")
+                bundles = make_bundles(args.out, work)
+            results["bundle_mib"] = round(bundles["good"].stat().st_size / 1048576)
+            server = BundleServer(work)
+
+        # ---- boot 1: first boot of slot A ------------------------------------------------------
+        boot = start("boot1", tryboot=False)
         con, deadline = boot.con, time.monotonic() + args.timeout
         left = lambda: max(1.0, deadline - time.monotonic())  # noqa: E731
-        t, m = con.wait_for(r"growroot: /dev/\S+ grew from (\d+) MiB to (\d+) MiB", left(), fail=EDGE_FAILED)
+        t, m = con.wait_for(r"growroot: /dev/\S+ \(/data\) grew from (\d+) MiB to (\d+) MiB", left(), fail=EDGE_FAILED)
         grown = (int(m.group(1)), int(m.group(2)))
-        print(f"  {t:6.1f} s  root partition grown {grown[0]} -> {grown[1]} MiB")
+        print(f"  {t:6.1f} s  data partition grown {grown[0]} -> {grown[1]} MiB")
         if grown[1] <= grown[0]:
-            failures.append(f"growroot did not grow the partition: {grown}")
+            failures.append(f"growroot did not grow the data partition: {grown}")
         t, _ = con.wait_for(r"Started edge\.service", left(), fail=EDGE_FAILED)
         results["first_boot_ready_s"] = round(t, 1)
         print(f"  {t:6.1f} s  edge.service started: READY=1 (Type=notify)")
-        t, _ = con.wait_for(r"Reached target multi-user\.target", left(), fail=EDGE_FAILED)
-        results["first_boot_multi_user_s"] = round(t, 1)
-        print(f"  {t:6.1f} s  multi-user.target reached")
         t, m = con.wait_for(r"^(edge-[0-9a-z]{4}|\S+) login:", left())
         hostname = results["hostname"] = m.group(1)
         print(f"  {t:6.1f} s  login prompt of {hostname}")
@@ -296,69 +446,111 @@ def main() -> int:
         print(f"  {boot.elapsed():6.1f} s  /healthz without credentials -> {status}")
         if status != 401:
             failures.append(f"/healthz without credentials answered {status}, expected 401")
-        took = boot.power_button(min(120.0, left()))
-        results["shutdown_s"] = round(took, 1)
-        stopped = any(re.search(r"Stopped edge\.service|edge\.service: Deactivated successfully", l)
-                      for _, l in con.lines)
-        print(f"           power button -> powered off in {took:.1f} s (edge stopped cleanly: {stopped})")
-        if not stopped or any(re.search(EDGE_FAILED, l) for _, l in con.lines):
-            failures.append("edge.service did not stop cleanly at shutdown")
-        boot = None
-
-        # ---- the identity edge made on first boot -----------------------------------------
-        st = run("debugfs", "-R", "stat /var/lib/edge/credentials.json", fs).stdout
-        mode = re.search(r"Mode:\s+(\d+)", st)
-        owner = re.search(r"User:\s+(\d+)\s+Group:\s+(\d+)", st)
-        if not (mode and owner):
-            raise AssertionError("no /var/lib/edge/credentials.json after the first boot")
-        creds = json.loads(run("debugfs", "-R", "cat /var/lib/edge/credentials.json", fs).stdout)
-        print(f"           credentials.json: mode {mode.group(1)}, uid {owner.group(1)}, serial {creds['serial']}")
-        if mode.group(1) != "0600" or int(owner.group(1)) != uid:
-            failures.append(f"credentials.json mode {mode.group(1)} uid {owner.group(1)}, want 0600 uid {uid}")
+        creds = json.loads(boot.ssh(key, "cat /var/lib/edge/credentials.json").stdout)
         if hostname != "edge-" + creds["serial"][-4:].lower():
             failures.append(f"hostname {hostname} does not come from the serial {creds['serial']}")
+        results["first_frame_s"] = boot.rtsp_frame(creds, args.rtsp_path, work, left())
+        print(f"  {results['first_frame_s']} s  first boot: first RTSP frame decoded ({args.rtsp_path})")
+        if results["first_frame_s"] is None:
+            failures.append("first boot: no RTSP frame")
+        elif results["first_frame_s"] > 90:
+            failures.append(f"first boot to first RTSP frame {results['first_frame_s']} s > 90 s")
 
-        # ---- boot 2 ---------------------------------------------------------------------
-        print("boot 2:")
-        boot = Boot("boot2", work, disk, kernel, initrd)
-        boots.append(boot)
+        if args.no_update:
+            took = boot.power_button(min(120.0, left()))
+            results["shutdown_s"] = round(took, 1)
+            boot = None
+            creds_from_disk()
+            raise StopIteration
+
+        # ---- updates --------------------------------------------------------------------------
+        assert server is not None
+        res = boot.ssh(key, f"edge update install {server.url('foreign.raucb')}", check=False)
+        refusal = (res.stdout + res.stderr).strip().splitlines()[-1:] or ["(nothing)"]
+        print(f"  {boot.elapsed():6.1f} s  bundle signed with another key: exit {res.returncode}: {refusal[0][:160]}")
+        if res.returncode == 0 or "signature" not in (res.stdout + res.stderr).lower():
+            failures.append(f"a bundle signed with another key was not refused: {res.stdout[-400:]}{res.stderr[-400:]}")
+        t_install = time.monotonic()
+        res = boot.ssh(key, f"edge update install {server.url('good.raucb')}", check=False)
+        m = re.search(r"installed \S+ in ([\d.]+) s", res.stdout)
+        results["install_s"] = float(m.group(1)) if m else None
+        print(f"  {boot.elapsed():6.1f} s  good bundle installed into slot B in {results['install_s']} s; rebooting")
+        if not m:
+            raise AssertionError(f"install failed: {res.stdout[-800:]}{res.stderr[-800:]}")
+        ask = boot.ended(300)
+        if ask != "tryboot":
+            failures.append(f"after the install the kernel asked the firmware for '{ask}', not tryboot")
+
+        # ---- boot 2: tryboot into slot B -------------------------------------------------------
+        boot = start("boot2", tryboot=ask == "tryboot")
         con, deadline = boot.con, time.monotonic() + args.timeout
+        if boot.slot != "B":
+            raise AssertionError(f"the firmware booted slot {boot.slot} after the update, not B")
+        con.wait_for(r"trial boot of slot B", left(), fail=EDGE_FAILED)
         t, _ = con.wait_for(r"Started edge\.service", left(), fail=EDGE_FAILED)
+        results["update_to_ready_s"] = round(time.monotonic() - t_install, 1)
         results["ready_s"] = round(t, 1)
-        print(f"  {t:6.1f} s  edge.service started: READY=1")
+        print(f"  {t:6.1f} s  edge READY on slot B ({results['update_to_ready_s']} s after the install began)")
+        t, _ = con.wait_for(r"committed: slot B is now the default", left())
+        print(f"  {t:6.1f} s  slot B committed (marked good after READY)")
         status, body = boot.healthz((creds["user"], creds["password"]), deadline)
         health = json.loads(body) if status == 200 else {}
-        results["healthz_s"] = round(boot.elapsed(), 1)
-        print(f"  {boot.elapsed():6.1f} s  /healthz with the device credentials -> {status} "
-              f"ready={health.get('ready')} ({health.get('status')})")
+        print(f"  {boot.elapsed():6.1f} s  /healthz with the credentials made on slot A -> {status} ready={health.get('ready')}")
         if status != 200 or not health.get("ready"):
-            failures.append(f"/healthz: {status} {body[:300]!r}")
+            failures.append(f"slot B /healthz: {status} {body[:300]!r}")
+        results["slot_b_frame_s"] = boot.rtsp_frame(creds, args.rtsp_path, work, left())
+        print(f"  {results['slot_b_frame_s']} s  RTSP frame on slot B")
+        if results["slot_b_frame_s"] is None:
+            failures.append("slot B: no RTSP frame")
+        res = boot.ssh(key, f"edge update install {server.url('broken.raucb')}", check=False)
+        print(f"  {boot.elapsed():6.1f} s  broken bundle installed into slot A "
+              f"({'ok' if 'installed' in res.stdout else res.stdout[-200:] + res.stderr[-200:]}); rebooting")
+        ask = boot.ended(600)  # the install, then the reboot
 
-        reply = rtsp_answers(boot.rtsp_port)
-        results["first_frame_s"] = None
-        if reply is None:
-            print("           RTSP: nothing answers on port 554 in this image (video not in this build): "
-                  "frame check SKIPPED")
-        elif shutil.which("ffmpeg") is None:
-            print(f"           RTSP answers ({reply}) but ffmpeg is missing here: frame check SKIPPED")
-        else:
-            frame = work / "frame.png"
-            url = f"rtsp://{creds['user']}:{creds['password']}@127.0.0.1:{boot.rtsp_port}{args.rtsp_path}"
-            t_ask = time.monotonic()
-            res = subprocess.run(["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", url, "-frames:v", "1",
-                                  "-y", str(frame)], capture_output=True, text=True, timeout=max(30, left()))
-            if res.returncode == 0 and frame.exists() and frame.stat().st_size > 0:
-                results["first_frame_s"] = round(boot.elapsed(), 1)
-                results["frame_after_request_s"] = round(time.monotonic() - t_ask, 1)
-                print(f"  {boot.elapsed():6.1f} s  RTSP {args.rtsp_path}: first frame decoded "
-                      f"({results['frame_after_request_s']} s after asking)")
-            else:
-                failures.append(f"RTSP answers ({reply}) but no frame from {args.rtsp_path}: {res.stderr[-500:]}")
-    except AssertionError as exc:
-        failures.append(str(exc))
+        # ---- boot 3: tryboot into the broken slot A: edge fails, the device reboots itself -----
+        t_try = time.monotonic()
+        boot = start("boot3", tryboot=ask == "tryboot")
+        con, deadline = boot.con, time.monotonic() + args.timeout
+        if boot.slot != "A":
+            failures.append(f"the broken bundle's trial booted slot {boot.slot}, not A")
+        t, m = con.wait_for(r"edge-update: (edge failed on slot A.*|edge not READY on slot A.*)", left())
+        print(f"  {t:6.1f} s  {m.group(1)}")
+        ask = boot.ended(300)
+        if ask == "tryboot":
+            failures.append("the rollback reboot carried the tryboot flag")
+
+        # ---- boot 4: the firmware's default, slot B, again ------------------------------------
+        boot = start("boot4", tryboot=ask == "tryboot")
+        con, deadline = boot.con, time.monotonic() + args.timeout
+        t, m = con.wait_for(r"edge-update: (rolled back: .*)", left())
+        print(f"  {t:6.1f} s  {m.group(1)}")
+        if boot.slot != "B":
+            failures.append(f"after the rollback the device runs slot {boot.slot}, not B")
+        t, _ = con.wait_for(r"Started edge\.service", left(), fail=EDGE_FAILED)
+        results["rollback_s"] = round(time.monotonic() - t_try, 1)
+        print(f"  {t:6.1f} s  edge READY on slot B again ({results['rollback_s']} s after the broken slot was tried)")
+        st = boot.ssh(key, "edge update status").stdout
+        print("           " + st.strip().replace("\n", "\n           "))
+        if "default: B" not in st or "bad: A" not in st:
+            failures.append(f"update status after the rollback: {st}")
+        took = boot.power_button(min(120.0, left()))
+        results["shutdown_s"] = round(took, 1)
+        stopped = any(re.search(r"Stopped edge\.service|edge\.service: Deactivated successfully", l) for _, l in con.lines)
+        print(f"           power button -> powered off in {took:.1f} s (edge stopped cleanly: {stopped})")
+        if not stopped:
+            failures.append("edge.service did not stop cleanly at shutdown")
+        boot = None
+        creds_from_disk()
+    except StopIteration:
+        pass
+    except (AssertionError, subprocess.CalledProcessError, subprocess.TimeoutExpired, RuntimeError) as exc:
+        detail = getattr(exc, "stderr", "") or ""
+        failures.append(f"{exc} {detail[-500:] if isinstance(detail, str) else ''}".strip())
     finally:
         if boot is not None:
             boot.stop()
+        if server is not None:
+            server.close()
 
     results["ok"] = not failures
     if failures:
@@ -367,7 +559,8 @@ def main() -> int:
             print(f"console tail ({boots[-1].name}):\n" + boots[-1].con.tail())
     if failures or args.keep:
         if not args.keep:
-            (work / "disk.img").unlink(missing_ok=True)
+            for f in [work / "disk.img", *work.glob("*.raucb")]:
+                f.unlink(missing_ok=True)
         print(f"console logs kept in {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)

@@ -162,10 +162,18 @@ def env_for_child(**extra: str) -> dict[str, str]:
 
 
 def basic_auth(user: str, password: str) -> dict[str, str]:
-    """An Authorization header for HTTP Basic."""
+    """An Authorization header for HTTP Basic (refused over plain HTTP: only for HTTPS tests and
+    for checking that refusal)."""
     import base64
 
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def digest_session(user: str, password: str, **kw: Any) -> Any:
+    """An aiohttp ClientSession that answers the device's Digest challenges (as the CLI does)."""
+    import aiohttp
+
+    return aiohttp.ClientSession(middlewares=(aiohttp.DigestAuthMiddleware(user, password),), **kw)
 
 
 class FakeSystemd:

@@ -10,7 +10,7 @@ from typing import Any, Callable
 import aiohttp
 import aiomqtt
 
-from .peers import basic_auth
+from .peers import digest_session
 
 
 async def wait_for(pred: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
@@ -31,8 +31,8 @@ async def publish(port: int, *msgs: tuple[str, bytes | str], qos: int = 1, retai
 
 
 async def metric(svc: Any, name: str, **labels: str) -> float:
-    async with aiohttp.ClientSession() as s:
-        async with s.get(svc.base_url + "/metrics", headers=basic_auth(svc.user, svc.password)) as r:
+    async with digest_session(svc.user, svc.password) as s:
+        async with s.get(svc.base_url + "/metrics") as r:
             assert r.status == 200
             text = await r.text()
     total = 0.0

@@ -13,7 +13,7 @@ import pytest
 from edge.console import session as sess
 from edge.console import svg
 
-from .peers import basic_auth
+from .peers import basic_auth, digest_session
 from .sensor_helpers import publish, wait_for
 from .test_demo_sensors import demo_toml
 
@@ -59,10 +59,13 @@ async def test_console_over_http(mosquitto, service_factory):
             async with s.post(base + "/relays/buzzer/pulse", data={"csrf": token},
                               headers={"Origin": "http://evil.example"}) as r:
                 assert r.status == 403
-            # an API client with Digest/Basic still works without a session (its own rules)
+            # an API client with Digest still works without a session (its own rules); Basic
+            # only inside TLS
+            async with digest_session(svc.user, svc.password) as api, api.get(base + "/api/relays") as r:
+                assert r.status == 200
             async with aiohttp.ClientSession() as api:
                 async with api.get(base + "/api/relays", headers=basic_auth(svc.user, svc.password)) as r:
-                    assert r.status == 200
+                    assert r.status == 401
 
             # add a generic-adapter sensor: applied live, its messages tracked at once
             form = {"csrf": token, "id": "pump_room", "name": "Pump room", "kind": "generic", "source": "mqtt",

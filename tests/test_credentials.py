@@ -1,7 +1,14 @@
 from __future__ import annotations
 
+import asyncio
+import os
+import shutil
 import subprocess
 import sys
+import time
+from pathlib import Path
+
+import pytest
 
 from edge import credentials
 from edge.credentials import PASSWORD_ALPHABET
@@ -48,3 +55,53 @@ def test_no_default_password_in_repo():
             if any(k in low for k in ('password="', "password='", 'password:str="', "passwd=")) and "generate" not in low:
                 suspicious.append(f"{p}:{no}: {line.strip()}")
     assert not suspicious, suspicious
+
+
+def _as_user(uid: int, *cmd: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *cmd],
+                          capture_output=True, text=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
+async def test_rotate_run_as_root_keeps_the_service_users_file_and_the_service_switches(service_factory, tmp_path):
+    """`edge credentials rotate` as root on a data dir the service user owns: the file stays
+    the service user's (0600), the running service accepts the new password at once, and after
+    a restart too (a root-owned file made the next start restart-loop)."""
+    from .peers import digest_session
+
+    import tempfile
+
+    service_uid = 65534  # nobody: stands for the edge user
+    base = Path(tempfile.mkdtemp(prefix="edge-rotate-"))  # pytest's tmp dirs are root-only
+    base.chmod(0o755)
+    data = base / "data"
+    data.mkdir()
+    os.chown(data, service_uid, service_uid)
+    os.chmod(data, 0o700)
+    async with service_factory(data_dir=data) as svc:
+        old = svc.password
+        assert (data / "credentials.json").stat().st_uid == service_uid  # made by the (root) service: chowned too
+        res = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "edge", "credentials", "--data-dir",
+                                                       str(data), "rotate"], capture_output=True, text=True, check=True)
+        new = res.stdout.split("password: ")[1].strip()
+        st = (data / "credentials.json").stat()
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (service_uid, service_uid, 0o600)
+        assert not list(data.glob("*.tmp"))
+        # the service user can read what root wrote
+        assert new in _as_user(service_uid, "cat", str(data / "credentials.json")).stdout
+        deadline = time.monotonic() + 5
+        while True:
+            async with digest_session(svc.user, new) as http, http.get(svc.base_url + "/healthz") as r:
+                if r.status == 200:
+                    break
+            assert time.monotonic() < deadline, "the running service did not switch to the rotated password"
+            await asyncio.sleep(0.2)
+        took = time.monotonic() - (deadline - 5)
+        assert took < 2.5, took
+        async with digest_session(svc.user, old) as http, http.get(svc.base_url + "/healthz") as r:
+            assert r.status == 401
+    async with service_factory(data_dir=data) as svc:  # restart
+        assert svc.password == new
+        async with digest_session(svc.user, new) as http, http.get(svc.base_url + "/healthz") as r:
+            assert r.status == 200
+    shutil.rmtree(base)

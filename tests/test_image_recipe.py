@@ -36,17 +36,24 @@ def package_list() -> list[tuple[str, set[str]]]:
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed (apt: systemd)")
 def test_all_units_verify():
-    res = unitcheck.verify(*UNITS)
+    res = unitcheck.verify(*UNITS, *sorted((ROOT / "systemd").glob("*.path")))
     assert res.returncode == 0 and not (res.stdout + res.stderr).strip(), res.stdout + res.stderr
 
 
 def test_every_unit_the_hooks_install_and_enable_exists():
-    customize = (IB / "hooks" / "customize.sh").read_text()
+    # customize.sh installs the appliance's units, customize-updates.sh those of A/B updates
+    customize = (IB / "hooks" / "customize.sh").read_text() + (IB / "hooks" / "customize-updates.sh").read_text()
     installed = set(re.findall(r'"\$REPO"/systemd/([\w.-]+\.service)', customize))
     assert installed == {u.name for u in UNITS}, "a unit in systemd/ is not installed by customize.sh (or vice versa)"
-    enable_line = re.search(r"systemctl --root=\"\$R\" enable ((?:[^\n\\]|\\\n)+)", customize).group(1)
-    enabled = set(enable_line.replace("\\\n", " ").split())
-    assert {u.name for u in UNITS} <= enabled
+    enabled = set()
+    for m in re.finditer(r"systemctl --root=\"\$R\" enable ((?:[^\n\\]|\\\n)+)", customize):
+        enabled |= set(m.group(1).replace("\\\n", " ").split())
+    # a oneshot started by an enabled .path unit needs no enabling of its own
+    triggered = {re.search(r"^Unit=(\S+)$", p.read_text(), re.M).group(1)
+                 for p in (ROOT / "systemd").glob("*.path") if p.name in enabled}
+    assert {u.name for u in UNITS} <= enabled | triggered
+    for path_unit in (ROOT / "systemd").glob("*.path"):
+        assert f'"$REPO"/systemd/{path_unit.name}' in customize, path_unit.name
     for rel in ("systemd/edge.sysusers", "systemd/edge.tmpfiles", "systemd/60-edge-hw.rules",
                 "image-build/edge.toml", "image-build/requirements-image.txt"):
         assert rel.split("/", 1)[1] in customize + (IB / "build.sh").read_text(), rel
@@ -65,13 +72,23 @@ def test_exec_paths_of_units_are_shipped():
 
 def test_overlay_settings_the_appliance_relies_on():
     fstab = (IB / "overlay/etc/fstab").read_text()
-    root_line = next(l for l in fstab.splitlines() if l.startswith("LABEL=RASPIROOT"))
-    assert "noatime" in root_line.split()[3].split(",")
-    assert "LABEL=RASPIFIRM" in fstab
+    lines = {l.split()[1]: l.split() for l in fstab.splitlines() if l.strip() and not l.startswith("#")}
+    # A/B: the root fs is the kernel's (no line, both slots share fstab); what updates keep is on /data
+    assert "/" not in lines
+    assert lines["/data"][0] == "PARTUUID=45444745-07" and "noatime" in lines["/data"][3].split(",")
+    assert lines["/boot/firmware"][0] == "PARTUUID=45444745-01"
+    for kept in ("/etc/edge", "/var/lib/edge", "/var/lib/mosquitto"):
+        assert "bind" in lines[kept][3] and "nofail" not in lines[kept][3], kept
     journald = (IB / "overlay/etc/systemd/journald.conf.d/edge.conf").read_text()
     assert re.search(r"^Storage=volatile$", journald, re.M) and re.search(r"^RuntimeMaxUse=\d+M$", journald, re.M)
     essential = (IB / "hooks/essential.sh").read_text()
     assert "MODULES=list" in essential and "ROOTPART=LABEL=RASPIROOT" in essential
+    # no kernel console (nor getty) on the GPIO UART the docs suggest for RS485
+    consoles = re.search(r'^CONSOLES="([^"]*)"', essential, re.M).group(1).split()
+    assert consoles and not any(c.startswith(("ttyS", "ttyAMA", "serial")) for c in consoles), consoles
+    # ab-image.sh turns that into slot A's root by PARTUUID, with its name for RAUC
+    ab = (IB / "ab-image.sh").read_text()
+    assert "root=PARTUUID=$DISK_ID-05" in ab and "rauc.slot=A" in ab and "rootflags=noatime" in ab
     customize = (IB / "hooks/customize.sh").read_text()
     assert "mask systemd-firstboot.service" in customize
     assert re.search(r"disable ssh\.service ssh\.socket", customize)
@@ -84,7 +101,8 @@ def test_overlay_settings_the_appliance_relies_on():
 
 
 def test_scripts_parse():
-    scripts = [IB / "build.sh", *sorted((IB / "hooks").glob("*.sh")), *sorted((IB / "overlay/usr/local/lib/edge").iterdir())]
+    scripts = [IB / "build.sh", IB / "ab-image.sh", IB / "bundle.sh", IB / "bundle/hook.sh",
+               *sorted((IB / "hooks").glob("*.sh")), *sorted((IB / "overlay/usr/local/lib/edge").iterdir())]
     for s in scripts:
         shell = "bash" if s.read_text().startswith("#!/bin/bash") else "sh"
         res = subprocess.run([shell, "-n", str(s)], capture_output=True, text=True)

@@ -169,3 +169,41 @@ async def test_event_properties_advertise_the_topics(camera):
     assert "http://www.onvif.org/ver10/tev/topicExpression/ConcreteSet" in props.TopicExpressionDialect
     caps = await events.GetServiceCapabilities()
     assert caps.WSPullPointSupport is True and caps.MaxPullPoints == 3
+
+
+async def test_a_client_in_a_reconnect_loop_replaces_its_own_pull_points(service_factory):
+    """One address holds at most max_subscriptions_per_client: its next subscription ends its
+    oldest, so other NVRs still find a free slot; expiry runs on the monotonic clock."""
+    from edge.onvif.soap import HttpInfo
+
+    from . import onvif_soap as s
+
+    toml = "[onvif]\ndiscovery = false\nmax_subscriptions = 4\nmax_subscriptions_per_client = 2\n"
+    async with service_factory(toml) as svc:
+        comp = svc.component("onvif")
+        hub, d = comp.core.events, comp.dispatcher
+
+        async def create(remote: str) -> bytes:
+            info = HttpInfo(remote=remote, host="127.0.0.1:80", path="/onvif/events_service")
+            body = s.envelope(s.op("CreatePullPointSubscription", s.TEV, "<ns0:InitialTerminationTime>PT600S"
+                                                                          "</ns0:InitialTerminationTime>"),
+                              s.security(svc.user, svc.password))
+            return (await d.handle(body, info)).body
+
+        looping = "192.0.2.10"
+        first = None
+        for _ in range(10):  # reconnects without unsubscribing
+            assert not s.is_fault(await create(looping))
+            first = first or next(iter(hub.subs))
+        assert sorted(x.client for x in hub.subs.values()) == [looping, looping]
+        assert first not in hub.subs  # its oldest went first
+        # the other slots are still there for other NVRs
+        for nvr in ("192.0.2.20", "192.0.2.21"):
+            assert not s.is_fault(await create(nvr))
+        assert len(hub.subs) == 4
+        assert "in use" in s.fault_reason(await create("192.0.2.22"))  # full: a newcomer is refused
+        # termination is a monotonic deadline: stepping the wall clock changes nothing
+        sub = next(iter(hub.subs.values()))
+        assert 590 <= sub.expires - time.monotonic() <= 600
+        assert hub.expire() == 0
+        assert hub.expire(now=time.monotonic() + 601) == 4

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from . import onvif_soap as s
-from .peers import basic_auth
+from .peers import basic_auth, digest_session
 
 ONVIF = "[onvif]\ndiscovery = false\nauth_free_failures = 100\n"
 
@@ -104,6 +104,73 @@ async def test_wrong_password_replayed_nonce_stale_created(service_factory):
                 status, body, _ = await post(http, url, s.envelope(call, hdr))
                 assert status == 400 and s.fault_subcodes(body) == ["ter:NotAuthorized"], hdr
             await assert_healthy(http, svc)
+
+
+def respellings(nonce: bytes) -> list[str]:
+    """Other Base64 spellings of the same nonce bytes: the unused low bits of the last
+    character, and a line break inside (both decode to the same bytes)."""
+    text = base64.b64encode(nonce).decode()
+    assert len(nonce) % 3 == 1  # two padding characters: the last data character has 4 unused bits
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    last = alphabet.index(text[-3])
+    out = [text[:-3] + alphabet[(last & ~0xF) | bits] + "==" for bits in range(16) if (last & 0xF) != bits]
+    out.append(text[:8] + "\n" + text[8:])
+    assert all(base64.b64decode("".join(o.split())) == nonce for o in out)
+    return out
+
+
+async def test_usernametoken_replayed_with_its_nonce_re_encoded_is_refused(service_factory):
+    async with service_factory(ONVIF) as svc:
+        url = svc.base_url + "/onvif/device_service"
+        call = s.op("GetDeviceInformation")
+        nonce, created = os.urandom(16), s.created_now()
+        hdr = s.security(svc.user, svc.password, nonce=nonce, created=created)
+        spelled = base64.b64encode(nonce).decode()
+        async with aiohttp.ClientSession() as http:
+            status, body, _ = await post(http, url, s.envelope(call, hdr))
+            assert status == 200, body
+            for other in respellings(nonce):
+                status, body, _ = await post(http, url, s.envelope(call, hdr.replace(spelled, other)))
+                assert status == 400 and s.fault_subcodes(body) == ["ter:NotAuthorized"], other
+                assert "replay" in s.fault_reason(body)
+            await assert_healthy(http, svc)
+
+
+async def test_password_text_and_basic_are_refused_over_plain_http(service_factory):
+    async with service_factory(ONVIF) as svc:
+        url = svc.base_url + "/onvif/device_service"
+        call = s.op("GetDeviceInformation")
+        text = (f'<wsse:Security xmlns:wsse="{s.WSSE}" xmlns:wsu="{s.WSU}"><wsse:UsernameToken>'
+                f"<wsse:Username>{svc.user}</wsse:Username>"
+                f'<wsse:Password Type="{s.DIGEST.replace("Digest", "Text")}">{svc.password}</wsse:Password>'
+                f"<wsu:Created>{s.created_now()}</wsu:Created></wsse:UsernameToken></wsse:Security>")
+        async with aiohttp.ClientSession() as http:
+            status, body, _ = await post(http, url, s.envelope(call, text))
+            assert status == 400 and s.fault_subcodes(body) == ["ter:NotAuthorized"]
+            assert "PasswordText" in s.fault_reason(body)
+            status, body, r = await post(http, url, s.envelope(call), headers=basic_auth(svc.user, svc.password))
+            assert status == 401 and s.fault_subcodes(body) == ["ter:NotAuthorized"]
+            assert not any(h.startswith("Basic") for h in r.headers.getall("WWW-Authenticate"))
+
+
+async def test_captured_http_digest_is_not_replayable_on_onvif(service_factory):
+    from .test_web_auth import digest_header
+
+    async with service_factory(ONVIF) as svc:
+        url = svc.base_url + "/onvif/device_service"
+        call = s.envelope(s.op("GetDeviceInformation"))
+        async with aiohttp.ClientSession() as http:
+            status, _, r = await post(http, url, call)
+            assert status == 401
+            ch = next(h for h in r.headers.getall("WWW-Authenticate") if "SHA-256" in h)
+            captured = {"Authorization": digest_header(ch, svc.user, svc.password, "POST", "/onvif/device_service")}
+            status, body, _ = await post(http, url, call, headers=captured)
+            assert status == 200, body
+            status, body, _ = await post(http, url, call, headers=captured)
+            assert status == 401 and s.fault_subcodes(body) == ["ter:NotAuthorized"]
+            status, body, _ = await post(http, svc.base_url + "/onvif/media_service",
+                                         s.envelope(s.op("GetProfiles", s.TRT)), headers=captured)
+            assert status == 401  # the digest names another path
 
 
 async def test_any_prefix_and_soap11(service_factory):
@@ -236,7 +303,7 @@ async def test_repeated_failures_are_slowed_down(service_factory):
             # and the failures are visible in /metrics
             deadline = time.monotonic() + 5
             while True:
-                async with http.get(svc.base_url + "/metrics", headers=basic_auth(svc.user, svc.password)) as r:
+                async with digest_session(svc.user, svc.password) as dig, dig.get(svc.base_url + "/metrics") as r:
                     text = await r.text()
                 line = [x for x in text.splitlines() if x.startswith("edge_onvif_auth_failures_total ")]
                 if line and float(line[0].split()[1]) >= 6:
@@ -248,7 +315,8 @@ async def test_repeated_failures_are_slowed_down(service_factory):
 async def test_concurrent_garbage_does_not_stall_good_clients(service_factory):
     async with service_factory(ONVIF) as svc:
         url = svc.base_url + "/onvif/device_service"
-        async with aiohttp.ClientSession() as http:
+        # 16 connections: what the web server admits from one address ([web] max_connections_per_client)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit_per_host=16)) as http:
             junk = [BILLION_LAUGHS, XXE, b"<" * 5000, s.envelope(s.op("Nope")), base64.b64encode(os.urandom(3000))]
             results = await asyncio.gather(*(post(http, url, junk[i % len(junk)]) for i in range(50)))
             assert all(st in (400, 401, 500) for st, _, _ in results)

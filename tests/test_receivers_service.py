@@ -9,12 +9,11 @@ import os
 import sys
 import subprocess
 
-import aiohttp
 import pytest
 
 from edge import config as config_mod
 
-from .peers import basic_auth, free_port, venv_bin
+from .peers import digest_session, free_port, venv_bin
 from .receiver_helpers import sia_toml
 from .receiver_peers import KEY128, SiaPeer, write_key
 from .sensor_helpers import metric, publish, wait_for
@@ -86,14 +85,12 @@ async def test_health_metrics_and_the_cli(service_factory, tmp_path):
             assert await metric(svc, "edge_receiver_queue_length", receiver="arc") == 0
             assert await metric(svc, "edge_receiver_delivered_total", receiver="arc") >= 1
             assert await metric(svc, "edge_receiver_last_ack_timestamp_seconds", receiver="arc") > 0
-            async with aiohttp.ClientSession() as s:
-                async with s.get(svc.base_url + "/healthz", headers=basic_auth(svc.user, svc.password)) as r:
+            async with digest_session(svc.user, svc.password) as s:
+                async with s.get(svc.base_url + "/healthz") as r:
                     health = (await r.json())["components"]["receivers"]["health"]
-                async with s.post(svc.base_url + "/api/receivers/test", data=b"",  # a form from another origin
-                                  headers=basic_auth(svc.user, svc.password)) as r:
+                async with s.post(svc.base_url + "/api/receivers/test", data=b"") as r:  # a form from another origin
                     assert r.status == 415
-                async with s.post(svc.base_url + "/api/receivers/test", json={"timeout_s": "soon"},
-                                  headers=basic_auth(svc.user, svc.password)) as r:
+                async with s.post(svc.base_url + "/api/receivers/test", json={"timeout_s": "soon"}) as r:
                     assert r.status == 400 and "timeout_s" in (await r.json())["error"]
             assert health.startswith("arc: ok, answered ") and "0 queued" in health
             assert peer.codes().count("RX") == 1

@@ -103,19 +103,20 @@ async def test_cli_when_the_service_is_not_running(tmp_path):
 async def test_http_api_refuses_without_credentials_and_bad_input(service_factory):
     import aiohttp
 
-    from .peers import basic_auth
+    from .peers import digest_session
 
     async with service_factory(TOML) as svc:
-        auth = basic_auth(svc.user, svc.password)
-        async with aiohttp.ClientSession() as http:
-            async with http.post(svc.base_url + "/api/relays/door_strike/pulse", json={"ms": 100}) as r:
+        async with aiohttp.ClientSession() as anon:
+            async with anon.post(svc.base_url + "/api/relays/door_strike/pulse", json={"ms": 100}) as r:
                 assert r.status == 401
-            async with http.post(svc.base_url + "/api/relays/door_strike/pulse", json={"ms": "x"}, headers=auth) as r:
+        async with digest_session(svc.user, svc.password) as http:
+            async with http.post(svc.base_url + "/api/relays/door_strike/pulse", json={"ms": "x"}) as r:
                 assert r.status == 400 and "ms must be" in (await r.json())["error"]
-            async with http.post(svc.base_url + "/api/relays/siren/set", data=b"{", headers=auth) as r:
+            async with http.post(svc.base_url + "/api/relays/siren/set", data=b"{",
+                                 headers={"Content-Type": "application/json"}) as r:
                 assert r.status == 400
-            async with http.post(svc.base_url + "/api/relays/ghost/set", json={"on": True}, headers=auth) as r:
+            async with http.post(svc.base_url + "/api/relays/ghost/set", json={"on": True}) as r:
                 assert r.status == 404
-            async with http.post(svc.base_url + "/api/relays/siren/set", json={"on": True}, headers=auth) as r:
+            async with http.post(svc.base_url + "/api/relays/siren/set", json={"on": True}) as r:
                 body = await r.json()
                 assert r.status == 200 and body["ok"] is True and body["command"] == "set on"

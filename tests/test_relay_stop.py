@@ -8,7 +8,6 @@ import asyncio
 import time
 from pathlib import Path
 
-import aiohttp
 
 from edge import config as config_mod
 from edge.app import Supervisor
@@ -17,7 +16,7 @@ from edge.component import Component
 from edge.notify import Notifier
 from edge.service import build_components, build_context
 
-from .peers import basic_auth, free_port
+from .peers import digest_session, free_port
 from .relay_peers import pulses, sim_board, wait_for
 
 CHANNELS = """
@@ -107,9 +106,8 @@ async def test_relay_on_past_its_end_is_found_ended_and_alarmed(service_factory)
             relays = svc.component("relays")
             alarms = svc.ctx.bus.subscribe(Alarm, name="test")
             # no length: the relay's own pulse_ms, also over HTTP
-            async with aiohttp.ClientSession() as http:
-                async with http.post(svc.base_url + "/api/relays/strike/pulse",
-                                     headers=basic_auth(svc.user, svc.password)) as r:
+            async with digest_session(svc.user, svc.password) as http:
+                async with http.post(svc.base_url + "/api/relays/strike/pulse", json={}) as r:
                     assert r.status == 200 and (await r.json())["command"] == "pulse 700 ms"
             ch = relays.channels["strike"]
             ch.end_task.cancel()  # the end path is gone

@@ -11,7 +11,7 @@ import aiohttp
 
 from edge.bus import ComponentHealth
 
-from .peers import basic_auth
+from .peers import digest_session
 from .relay_peers import sim_board, wait_for
 
 POLL_MS = 500
@@ -66,9 +66,9 @@ async def test_board_unplugged_for_30_s(service_factory, caplog):
             assert not (await relays.set("zone1", True, source="rules")).ok
 
             # 30 s away: the service stays up and keeps answering
-            async with aiohttp.ClientSession() as http:
+            async with digest_session(svc.user, svc.password) as http:
                 while time.monotonic() - unplugged < 30:
-                    async with http.get(svc.base_url + "/healthz", headers=basic_auth(svc.user, svc.password)) as r:
+                    async with http.get(svc.base_url + "/healthz") as r:
                         body = await r.json()
                     assert body["components"]["relays"]["running"] is True
                     assert "unreachable" in body["components"]["relays"]["health"]

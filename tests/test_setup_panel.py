@@ -17,7 +17,7 @@ from edge import credentials as credentials_mod
 from edge.bus import Alarm, SensorChanged
 
 from .fake_smbus import FakeLcdBus
-from .peers import basic_auth, run_service_from_toml
+from .peers import digest_session, run_service_from_toml
 
 PANEL_TOML = """
 # the installer's comment survives a write-back
@@ -304,9 +304,9 @@ async def test_credentials_rotated_by_cli_switch_http_and_show_on_lcd(service_fa
         assert new != old
         await p.wait_text(new, timeout=5)  # shown until the installer notes it
         async with aiohttp.ClientSession() as http:
-            async with http.get(svc.base_url + "/api/lcd", headers=basic_auth(svc.user, old)) as r:
+            async with digest_session(svc.user, old) as dig, dig.get(svc.base_url + "/api/lcd") as r:
                 assert r.status == 401
-            async with http.get(svc.base_url + "/api/lcd", headers=basic_auth(svc.user, new)) as r:
+            async with digest_session(svc.user, new) as dig, dig.get(svc.base_url + "/api/lcd") as r:
                 assert r.status == 200
                 assert new in "\n".join((await r.json())["lines"])
 
@@ -332,41 +332,42 @@ async def test_rotation_from_the_menu_switches_every_listener(service_factory, f
         assert seen and seen[0] != old
         await p.wait_text(seen[0])
         async with aiohttp.ClientSession() as http:
-            async with http.get(svc.base_url + "/api/lcd", headers=basic_auth(svc.user, old)) as r:
+            async with digest_session(svc.user, old) as dig, dig.get(svc.base_url + "/api/lcd") as r:
                 assert r.status == 401
-            async with http.get(svc.base_url + "/api/lcd", headers=basic_auth(svc.user, seen[0])) as r:
+            async with digest_session(svc.user, seen[0]) as dig, dig.get(svc.base_url + "/api/lcd") as r:
                 assert r.status == 200
 
 
 async def test_http_panel_refuses_without_credentials_and_checks_input(service_factory, fake_bus):
     toml = PANEL_TOML.replace('driver = "pcf8574"', 'driver = "simulated"')
     async with service_factory(toml) as svc:
-        auth = basic_auth(svc.user, svc.password)
-        async with aiohttp.ClientSession() as http:
-            for method, path in (("GET", "/api/lcd"), ("POST", "/api/buttons/select"), ("GET", "/panel")):
-                async with http.request(method, svc.base_url + path) as r:
-                    assert r.status == 401, path
-                async with http.request(method, svc.base_url + path, headers=basic_auth(svc.user, "not-it")) as r:
-                    assert r.status == 401, path
-            async with http.post(svc.base_url + "/api/buttons/enter", headers=auth) as r:
+        for method, path in (("GET", "/api/lcd"), ("POST", "/api/buttons/select"), ("GET", "/panel")):
+            async with aiohttp.ClientSession() as anon, anon.request(method, svc.base_url + path, json={}) as r:
+                assert r.status == 401, path
+            async with digest_session(svc.user, "not-it") as bad, bad.request(method, svc.base_url + path, json={}) as r:
+                assert r.status == 401, path
+        async with digest_session(svc.user, svc.password) as http:
+            async with http.post(svc.base_url + "/api/buttons/enter", json={}) as r:
                 assert r.status == 404
                 assert "up, down, select, back" in (await r.json())["error"]
-            async with http.post(svc.base_url + "/api/buttons/select?hold_s=forever", headers=auth) as r:
+            async with http.post(svc.base_url + "/api/buttons/select", json={"hold_s": "forever"}) as r:
                 assert r.status == 400
                 assert "hold_s" in (await r.json())["error"]
-            async with http.get(svc.base_url + "/api/lcd", headers=auth) as r:
+            async with http.post(svc.base_url + "/api/buttons/select?hold_s=1", json={}) as r:
+                assert r.status == 400 and "query string" in (await r.json())["error"]
+            async with http.get(svc.base_url + "/api/lcd") as r:
                 assert svc.password in (await r.json())["lines"][1]
-            async with http.post(svc.base_url + "/api/buttons/select", headers=auth) as r:
+            async with http.post(svc.base_url + "/api/buttons/select", json={}) as r:
                 assert r.status == 200
             deadline = time.monotonic() + 3
             while time.monotonic() < deadline:
-                async with http.get(svc.base_url + "/api/lcd", headers=auth) as r:
+                async with http.get(svc.base_url + "/api/lcd") as r:
                     lines = (await r.json())["lines"]
                 if lines[0].startswith("IP address"):
                     break
                 await asyncio.sleep(0.05)
             assert lines[0].startswith("IP address"), lines
-            async with http.get(svc.base_url + "/panel", headers=auth) as r:
+            async with http.get(svc.base_url + "/panel") as r:
                 assert r.status == 200 and "/api/buttons/" in await r.text()
 
 
@@ -409,3 +410,26 @@ async def test_navigating_to_relays_and_select_pulses_the_channel(service_factor
         # the wiring check's short pulse ([lcd] relay_test_pulse_ms = 500), not the channel's 3 s
         assert 0.3 <= offs[0] - ons[0] <= 1.5
         assert {c for _, c, _ in board.history} == {3}
+
+
+async def test_credentials_menu_shows_the_tls_fingerprint_and_the_gateway_account(service_factory, fake_bus):
+    from edge import tls
+
+    from .peers import free_port
+
+    toml = PANEL_TOML + f'\n[web]\nhost = "127.0.0.1"\nport = {free_port()}\ntls = true\nhttps_port = {free_port()}\n'
+    async with service_factory(toml) as svc:
+        p = Panel(svc, fake_bus)
+        await _acknowledge(p)
+        cert = tls.load(svc.ctx.data_dir)
+        creds = svc.ctx.credentials.get()
+        await p.goto_menu("Credentials")
+        await p.wait_text("User")
+        await p.to_page("TLS SHA-256")
+        await p.wait_text(cert.fingerprint[:16])  # the long line scrolls; it starts with the first bytes
+        await p.to_page("MQTT gateway")
+        assert creds.gateway_user in p.text()
+        await p.to_page("Gateway passwd")
+        assert creds.gateway_password in p.text()
+        # /healthz shows the screen with the secrets masked
+        assert creds.gateway_password not in svc.component("setup").health().detail

@@ -232,7 +232,7 @@ async def test_newer_schema_is_refused(tmp_path: Path):
         c.execute("PRAGMA user_version = 99")
     s = Store(path)
     assert await s.start() is False
-    assert "newer than this software" in s.problem
+    assert "newer than this edge knows" in s.problem
     f = s.record_event("sensor", "a", {"v": 1})  # waits: a downgraded service never touches the file
     await s.close(0.2)
     with pytest.raises(StoreClosed):
@@ -362,6 +362,25 @@ async def test_telemetry_waits_for_company_and_rides_along_with_an_urgent_event(
         await asyncio.wait_for(lone, 5)  # and a lone reading still commits within its window
     finally:
         await s.close()
+
+
+async def test_outbox_is_capped_oldest_dropped_first(tmp_path: Path, caplog):
+    """A broker away for long, or a flood of state changes: the outbox keeps the newest
+    ``outbox_max_messages`` and says so, instead of filling the card."""
+    path = tmp_path / "edge.db"
+    s = Store(path, batch_ms=5, prune_batch_rows=50, prune_first_delay_s=3600, outbox_max_messages=100)
+    await s.start()
+    for i in range(230):
+        s.outbox_put(f"edge/s/{i}", f"m{i}".encode())
+    await s.outbox_peek(1)  # everything committed
+    while await s.prune_step():
+        pass
+    kept = await s.outbox_peek(1000)
+    assert [m.payload for m in kept] == [f"m{i}".encode() for i in range(130, 230)]
+    assert s.pruner.outbox_dropped == 130
+    assert "dropped the" in caplog.text
+    await s.close()
+    assert outbox_count(path) == 100
 
 
 async def test_groups_commit_together_in_order_with_their_window(tmp_path: Path):

@@ -24,7 +24,6 @@ import threading
 import time
 from pathlib import Path
 
-import aiohttp
 
 from edge import config as config_mod
 from edge.interfaces import RELAYS
@@ -33,7 +32,7 @@ from edge.service import build_service
 from edge.store import ops
 from edge.store.readers import query_events
 
-from .peers import FakeSystemd, basic_auth, free_port, mosquitto_broker
+from .peers import FakeSystemd, digest_session, free_port, mosquitto_broker
 from .relay_peers import REPO, SimProcess
 from .sensor_helpers import publish, wait_for
 
@@ -194,8 +193,8 @@ def _healthz(port: int, data: Path) -> dict:
     assert c is not None
 
     async def get() -> dict:
-        async with aiohttp.ClientSession() as s:
-            async with s.get(f"http://127.0.0.1:{port}/healthz", headers=basic_auth(c.user, c.password)) as r:
+        async with digest_session(c.user, c.password) as s:
+            async with s.get(f"http://127.0.0.1:{port}/healthz") as r:
                 assert r.status == 503
                 return await r.json()
 
@@ -310,9 +309,9 @@ async def test_hung_store_writer_stops_the_watchdog_and_says_why(tmp_path, monke
         await asyncio.sleep(0.6)
         assert sup.watchdog_pings == pings, "pings went on while the writer hung"
         await asyncio.to_thread(fake.wait_for, "STATUS=watchdog withheld: store writer hung", 2)
-        async with aiohttp.ClientSession() as s:
-            creds = service.ctx.credentials.get()
-            async with s.get(f"http://127.0.0.1:{web}/healthz", headers=basic_auth(creds.user, creds.password)) as r:
+        creds = service.ctx.credentials.get()
+        async with digest_session(creds.user, creds.password) as s:
+            async with s.get(f"http://127.0.0.1:{web}/healthz") as r:
                 body = await r.json()
         assert r.status == 503 and "store writer hung" in body["watchdog"] and not body["ok"]
         # the relays do not care

@@ -91,6 +91,10 @@ def test_unit_keeps_what_the_appliance_needs():
     allowed = " ".join(unit_values(UNIT, "DeviceAllow"))
     for dev in ("gpiochip", "i2c", "ttyUSB", "ttyAMA", "video4linux"):
         assert f"char-{dev} " in allowed + " ", dev
+    # resource caps (connection floods, leaks): more descriptors than the default 1,024, bounded memory and tasks
+    assert 4096 <= int(one("LimitNOFILE")) <= 65536
+    assert one("MemoryMax").endswith("%") or one("MemoryMax")[-1] in "MG"
+    assert 64 <= int(one("TasksMax")) <= 1024
     # PrivateNetwork/PrivateUsers/IPAddressDeny would break serving the LAN and binding port 80.
     for key in ("PrivateNetwork", "PrivateUsers", "IPAddressDeny"):
         assert not unit_values(UNIT, key) or unit_values(UNIT, key)[-1] in ("no", "false"), key

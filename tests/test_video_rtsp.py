@@ -37,6 +37,8 @@ rtsp_port = {free_port()}
 mount = "/cam"
 stall_s = 2
 x264_preset = "ultrafast"
+max_clients = 22
+idle_timeout_s = 3
 """
     s = ServiceThread(toml, data).start()
     # one door sensor so the normal view has a tile whose colour tells its state
@@ -138,6 +140,40 @@ def test_twenty_clients_at_once_all_receive_frames(service):
             rd._stop.set()
         for rd in readers:
             rd.stop()
+
+
+def _closed_by_server(sock: "socket.socket", within_s: float) -> bool:
+    sock.settimeout(within_s)
+    try:
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+
+
+def test_connection_limit_and_idle_connections_are_closed(service):
+    import socket
+
+    port = service.video.rtsp.port
+    held = []
+    try:
+        for _ in range(22):  # max_clients: accepted, then they say nothing
+            held.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        deadline = time.monotonic() + 5
+        while service.video.rtsp.clients < 22 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert service.video.rtsp.clients == 22
+        extra = socket.create_connection(("127.0.0.1", port), timeout=5)
+        assert _closed_by_server(extra, 2.0), "a connection over max_clients stayed open"
+        extra.close()
+        # the silent ones go after idle_timeout_s (3 s here), and the camera serves again
+        assert all(_closed_by_server(s, 6.0) for s in held), "idle connections were not closed"
+        r = run(["ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-show_streams", "-of", "json", service.url()], timeout=20)
+        assert r.returncode == 0, r.stderr
+    finally:
+        for s in held:
+            s.close()
 
 
 def test_alarm_turns_picture_red_with_an_idr_and_clearing_restores(service):

@@ -24,6 +24,8 @@ class OnvifConfig(Section):
     auth_free_failures: int = Field(3, ge=0, le=100, description="failed logins per address before answers slow down")
     auth_delay_max_s: float = Field(5.0, ge=0, le=60, description="longest delay added to a failed login")
     max_subscriptions: int = Field(8, ge=1, le=100, description="event subscriptions (PullPoint and push) alive at once")
+    max_subscriptions_per_client: int = Field(4, ge=1, le=100, description="subscriptions one address may hold; "
+                                              "its next one ends its oldest (a reconnect loop cannot take every slot)")
     subscription_default_s: int = Field(60, ge=5, le=86400)
     subscription_max_s: int = Field(3600, ge=10, le=86400, description="longest termination time granted")
     pull_timeout_max_s: float = Field(20.0, gt=0, le=60, description="PullMessages long-poll cap")

@@ -9,8 +9,10 @@ sensor; clients that do not know it skip it).
 Every subscription, pull or push, gets every notification (Protect keeps its own, Home
 Assistant its own). A new subscription and SetSynchronizationPoint queue ``Initialized``
 messages with every current state; later transitions are ``Changed``. Subscriptions expire
-at their termination time, are bounded in number and in queued messages (oldest dropped
-first, counted), and PullMessages long-polls up to a cap.
+at their termination time (kept on the monotonic clock: an NTP step at boot neither ends nor
+prolongs them), are bounded in number, per client address (a client in a reconnect loop
+replaces its own oldest subscription instead of filling every slot) and in queued messages
+(oldest dropped first, counted), and PullMessages long-polls up to a cap.
 """
 
 from __future__ import annotations
@@ -41,13 +43,14 @@ MOTION_KINDS = {"motion", "occupancy"}
 @dataclass
 class PullPoint:
     id: str
-    expires: float  # wall clock
+    expires: float  # time.monotonic()
     queue: deque[Notification]
     filters: tuple[str, ...] = ()
     dropped: int = 0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     closed: bool = False
     kind: str = "pull"
+    client: str = ""  # the address that created it
 
     def wants(self, topic: str) -> bool:
         return not self.filters or any(topic == f or topic.startswith(f + "/") for f in self.filters)
@@ -155,8 +158,14 @@ class EventHub:
         return out
 
     # ---- subscriptions ----------------------------------------------------------------
+    @staticmethod
+    def wall(mono: float) -> float:
+        """A monotonic deadline as wall-clock time (for TerminationTime)."""
+        return time.time() + (mono - time.monotonic())
+
     def expire(self, now: float | None = None) -> int:
-        now = time.time() if now is None else now
+        """End the subscriptions past their deadline (``now``: monotonic)."""
+        now = time.monotonic() if now is None else now
         gone = [s for s in self.subs.values() if s.expires <= now]
         for s in gone:
             self._close(s)
@@ -172,6 +181,11 @@ class EventHub:
             self._close(s)
 
     def _termination(self, text: str | None, now: float) -> float:
+        """The termination time asked for (relative, or absolute against the wall clock ``now``)
+        as a monotonic deadline."""
+        return time.monotonic() + (self._termination_wall(text, now) - now)
+
+    def _termination_wall(self, text: str | None, now: float) -> float:
         if not text:
             return now + self.cfg.subscription_default_s
         text = text.strip()
@@ -192,7 +206,7 @@ class EventHub:
     def subscription(self, req: SoapRequest) -> Any:
         sid = req.http.query.get("sub", "")
         sub = self.subs.get(sid)
-        if sub is None or sub.closed or sub.expires <= time.time():
+        if sub is None or sub.closed or sub.expires <= time.monotonic():
             if sub is not None:
                 self._close(sub)
             raise _resource_unknown("no such subscription (it expired or was unsubscribed); create a new one")
@@ -202,8 +216,15 @@ class EventHub:
         path = getattr(sub, "path", PULLPOINT_PATH)
         return f"http://{req.host}{path}?sub={sub.id}"
 
-    def room_for_one_more(self, now: float) -> bool:
-        self.expire(now)
+    def room_for_one_more(self, client: str) -> bool:
+        """Room for a subscription from ``client``: the expired ones go first; a client holding
+        ``max_subscriptions_per_client`` already (a reconnect loop) loses its oldest."""
+        self.expire()
+        own = [s for s in self.subs.values() if s.client == client]  # oldest first
+        if len(own) >= self.cfg.max_subscriptions_per_client:
+            log.warning("%s subscription %s of %s ended: that client holds %d already (max_subscriptions_per_client)",
+                        own[0].kind, own[0].id, client, len(own))
+            self._close(own[0])
         return len(self.subs) < self.cfg.max_subscriptions
 
     def capabilities_element(self):
@@ -244,20 +265,22 @@ class EventsService:
     async def CreatePullPointSubscription(self, req: SoapRequest):
         hub = self.hub
         now = time.time()
-        if not hub.room_for_one_more(now):
+        client = req.http.remote or "?"
+        if not hub.room_for_one_more(client):
             raise SoapFault("Receiver", ("ter:Action", "ter:MaxPullPointsReached"),
                             f"all {hub.cfg.max_subscriptions} pull points are in use; unsubscribe one or wait for one to expire")
         expires = hub._termination(req.param("InitialTerminationTime"), now)
         filters = topic_filters(req.param_el("Filter"))
-        sub = PullPoint(secrets.token_urlsafe(12), expires, deque(maxlen=hub.cfg.queue_per_subscription), filters)
+        sub = PullPoint(secrets.token_urlsafe(12), expires, deque(maxlen=hub.cfg.queue_per_subscription), filters,
+                        client=client)
         hub.subs[sub.id] = sub
         for n in hub.snapshot():
             sub.push(n)
-        log.info("PullPoint %s created by %s until %s", sub.id, req.http.remote, nsmod.xs_datetime(expires))
+        log.info("PullPoint %s created by %s until %s", sub.id, client, nsmod.xs_datetime(hub.wall(expires)))
         return E("tev:CreatePullPointSubscriptionResponse",
                  E("tev:SubscriptionReference", E("wsa:Address", hub.address(req, sub))),
                  E("wsnt:CurrentTime", nsmod.xs_datetime(now)),
-                 E("wsnt:TerminationTime", nsmod.xs_datetime(expires)))
+                 E("wsnt:TerminationTime", nsmod.xs_datetime(hub.wall(expires))))
 
     async def PullMessages(self, req: SoapRequest):
         hub = self.hub
@@ -273,7 +296,7 @@ class EventsService:
         except ValueError:
             raise sender("PullMessages MessageLimit is not an integer", "ter:InvalidArgVal") from None
         limit = max(1, min(limit, 1000))
-        timeout = max(0.0, min(timeout, hub.cfg.pull_timeout_max_s, sub.expires - time.time()))
+        timeout = max(0.0, min(timeout, hub.cfg.pull_timeout_max_s, sub.expires - time.monotonic()))
         if not sub.queue and timeout > 0:
             sub.wake.clear()
             try:
@@ -290,7 +313,7 @@ class EventsService:
         address = hub.address(req, sub)
         return E("tev:PullMessagesResponse",
                  E("tev:CurrentTime", nsmod.xs_datetime()),
-                 E("tev:TerminationTime", nsmod.xs_datetime(sub.expires)),
+                 E("tev:TerminationTime", nsmod.xs_datetime(hub.wall(sub.expires))),
                  [message_element(n, address) for n in notes])
 
     async def SetSynchronizationPoint(self, req: SoapRequest):
@@ -303,7 +326,7 @@ class EventsService:
         sub = self.hub.subscription(req)
         now = time.time()
         sub.expires = self.hub._termination(req.param("TerminationTime"), now)
-        return E("wsnt:RenewResponse", E("wsnt:TerminationTime", nsmod.xs_datetime(sub.expires)),
+        return E("wsnt:RenewResponse", E("wsnt:TerminationTime", nsmod.xs_datetime(self.hub.wall(sub.expires))),
                  E("wsnt:CurrentTime", nsmod.xs_datetime(now)))
 
     async def Unsubscribe(self, req: SoapRequest):

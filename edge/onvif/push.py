@@ -103,24 +103,26 @@ class PushService:
         now = time.time()
         address, params = _consumer_address(req)
         expires = hub._termination(req.param("InitialTerminationTime"), now)
-        if not hub.room_for_one_more(now):
+        client = req.http.remote or "?"
+        if not hub.room_for_one_more(client):
             raise SoapFault("Receiver", ("wsnt:SubscribeCreationFailedFault",),
                             f"all {hub.cfg.max_subscriptions} event subscriptions are in use; unsubscribe one "
                             "or wait for one to expire")
         sub = PushSubscription(secrets.token_urlsafe(12), expires, deque(maxlen=hub.cfg.queue_per_subscription),
-                               topic_filters(req.param_el("Filter")), consumer=address, reference_params=params)
+                               topic_filters(req.param_el("Filter")), client=client, consumer=address,
+                               reference_params=params)
         sub.manager = hub.address(req, sub)
         hub.subs[sub.id] = sub
         for n in hub.snapshot():
             sub.push(n)
         run = self.spawn or asyncio.get_running_loop().create_task
         run(self._send_loop(sub), name=f"onvif-push-{sub.id[:6]}")
-        log.info("push subscription %s by %s to %s until %s", sub.id, req.http.remote, address,
-                 nsmod.xs_datetime(expires))
+        log.info("push subscription %s by %s to %s until %s", sub.id, client, address,
+                 nsmod.xs_datetime(hub.wall(expires)))
         return E("wsnt:SubscribeResponse",
                  E("wsnt:SubscriptionReference", E("wsa:Address", sub.manager)),
                  E("wsnt:CurrentTime", nsmod.xs_datetime(now)),
-                 E("wsnt:TerminationTime", nsmod.xs_datetime(expires)))
+                 E("wsnt:TerminationTime", nsmod.xs_datetime(hub.wall(expires))))
 
     # ---- sending ----------------------------------------------------------------------
     def _client(self) -> aiohttp.ClientSession:
@@ -132,13 +134,13 @@ class PushService:
     async def _send_loop(self, sub: PushSubscription) -> None:
         pause = 0.0
         while not sub.closed:
-            if time.time() >= sub.expires:
+            if time.monotonic() >= sub.expires:
                 self.hub._close(sub)
                 break
             if not sub.queue:
                 sub.wake.clear()
                 try:
-                    await asyncio.wait_for(sub.wake.wait(), max(0.05, sub.expires - time.time()))
+                    await asyncio.wait_for(sub.wake.wait(), max(0.05, sub.expires - time.monotonic()))
                 except TimeoutError:
                     pass
                 continue

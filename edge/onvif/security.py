@@ -1,10 +1,12 @@
-"""WS-Security UsernameToken checks and the per-address brake on failed logins.
+"""WS-Security UsernameToken checks (the per-address brake on failed logins is ``edge.auth``'s).
 
 PasswordDigest = Base64(SHA1(nonce_bytes + Created + password)) (WS-Security UsernameToken
 Profile 1.0). Created must lie within the clock-skew window; a nonce is remembered for the
 window after a *valid* token used it, so a replay inside the window is refused and one
-outside it fails the Created check. Only valid tokens enter the nonce cache, so flooding it
-takes the password. Elements are found by namespace, never by prefix.
+outside it fails the Created check. The nonce is remembered as the bytes it decodes to: Base64
+ignores padding bits and line breaks, so one nonce has many spellings. Only valid tokens enter
+the nonce cache, so flooding it takes the password. PasswordText sends the password itself and
+is refused unless the request came over TLS. Elements are found by namespace, never by prefix.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from . import ns
+from ..auth import FailureBrake  # noqa: F401 - the brake ONVIF shares with the web server
 from ..credentials import Credentials
 
 PASSWORD_DIGEST = "#PasswordDigest"
@@ -49,7 +52,7 @@ class NonceCache:
     def __init__(self, ttl_s: float, max_items: int = MAX_NONCES):
         self.ttl_s = ttl_s
         self.max_items = max_items
-        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._seen: OrderedDict[bytes, float] = OrderedDict()
 
     def _purge(self, now: float) -> None:
         while self._seen:
@@ -58,12 +61,12 @@ class NonceCache:
                 break
             self._seen.popitem(last=False)
 
-    def seen(self, key: str, now: float | None = None) -> bool:
+    def seen(self, key: bytes, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
         self._purge(now)
         return key in self._seen
 
-    def add(self, key: str, now: float | None = None) -> None:
+    def add(self, key: bytes, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         self._seen[key] = now
         self._purge(now)
@@ -78,7 +81,10 @@ class UsernameTokenVerifier:
         # a replay is possible while Created is acceptable: up to 2 x skew after first use
         self.nonces = NonceCache(ttl_s=2 * clock_skew_s + 5)
 
-    def verify(self, security: etree._Element, creds: Credentials, now: float | None = None) -> TokenResult:
+    def verify(self, security: etree._Element, creds: Credentials, now: float | None = None, *,
+               secure: bool = False) -> TokenResult:
+        """Check the UsernameToken; ``secure``: the request came over TLS (PasswordText is
+        refused otherwise)."""
         wsse, wsu = ns.NS["wsse"], ns.NS["wsu"]
         token = security.find(f"{{{wsse}}}UsernameToken")
         if token is None:
@@ -108,15 +114,17 @@ class UsernameTokenVerifier:
                     f"(allowed +-{self.clock_skew_s:.0f} s; check the client's clock or GetSystemDateAndTime)"
                 )
 
-        if pw_type.endswith(PASSWORD_DIGEST):
-            if not nonce_text or not created:
-                raise AuthFailed("PasswordDigest needs Nonce and Created")
+        nonce = b""
+        if nonce_text:
             try:
-                nonce = base64.b64decode(nonce_text, validate=True)
+                nonce = base64.b64decode("".join(nonce_text.split()), validate=True)
             except (binascii.Error, ValueError):
                 raise AuthFailed("UsernameToken Nonce is not Base64") from None
             if not 1 <= len(nonce) <= 1024:
                 raise AuthFailed("UsernameToken Nonce has a bad length")
+        if pw_type.endswith(PASSWORD_DIGEST):
+            if not nonce or not created:
+                raise AuthFailed("PasswordDigest needs Nonce and Created")
             expected = base64.b64encode(
                 hashlib.sha1(nonce + created.encode() + creds.password.encode()).digest()
             ).decode()
@@ -124,6 +132,9 @@ class UsernameTokenVerifier:
             ok_pw = hmac.compare_digest(password.strip().encode(), expected.encode())
             digest = True
         elif pw_type.endswith(PASSWORD_TEXT):
+            if not secure:
+                raise AuthFailed("PasswordText sends the password in clear: refused over plain HTTP "
+                                 "(use PasswordDigest)")
             ok_user = hmac.compare_digest(user.encode(), creds.user.encode())
             ok_pw = hmac.compare_digest(password.encode(), creds.password.encode())
             digest = False
@@ -131,46 +142,9 @@ class UsernameTokenVerifier:
             raise AuthFailed(f"unsupported UsernameToken password type {pw_type[:80]!r}")
         if not (ok_user and ok_pw):
             raise AuthFailed("wrong user name or password")
-        if nonce_text:
-            key = f"{user}\x00{nonce_text}"
+        if nonce:
+            key = user.encode("utf-8", "surrogateescape") + b"\x00" + nonce
             if self.nonces.seen(key):
                 raise AuthFailed("UsernameToken Nonce was already used (replay refused)")
             self.nonces.add(key)
         return TokenResult(user=user, digest=digest)
-
-
-class FailureBrake:
-    """Counts failed logins per address; after ``free`` failures each further failure is
-    answered only after a delay that doubles up to ``max_delay_s``. A success resets it.
-    Bounded: the least recently failing addresses are forgotten first."""
-
-    def __init__(self, free: int = 3, base_s: float = 0.25, max_delay_s: float = 5.0,
-                 forget_after_s: float = 900.0, max_addrs: int = 4096, max_waiting: int = 16):
-        self.free = free
-        self.base_s = base_s
-        self.max_delay_s = max_delay_s
-        self.forget_after_s = forget_after_s
-        self.max_addrs = max_addrs
-        self.max_waiting = max_waiting
-        self._fails: OrderedDict[str, tuple[int, float]] = OrderedDict()
-        self.waiting: dict[str, int] = {}
-
-    def failed(self, addr: str) -> float:
-        """Record a failure; returns the delay to apply before answering."""
-        now = time.monotonic()
-        n, last = self._fails.pop(addr, (0, now))
-        if now - last > self.forget_after_s:
-            n = 0
-        n += 1
-        self._fails[addr] = (n, now)
-        while len(self._fails) > self.max_addrs:
-            self._fails.popitem(last=False)
-        if n <= self.free:
-            return 0.0
-        return min(self.max_delay_s, self.base_s * 2 ** (n - self.free - 1))
-
-    def succeeded(self, addr: str) -> None:
-        self._fails.pop(addr, None)
-
-    def failures(self, addr: str) -> int:
-        return self._fails.get(addr, (0, 0.0))[0]

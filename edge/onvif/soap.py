@@ -4,8 +4,8 @@
   element's namespace + local name, never by prefix.
 - Untrusted XML goes through ``ns.parse`` (no entities, no DTD, no network, no huge trees)
   after a body size limit.
-- Authentication: WS-UsernameToken (PasswordDigest or PasswordText) against the device
-  credentials, or HTTP Digest/Basic (``ctx.auth``). A pre-auth allowlist
+- Authentication: WS-UsernameToken (PasswordDigest; PasswordText only over TLS) against the
+  device credentials, or HTTP Digest (Basic only over TLS) (``ctx.auth``). A pre-auth allowlist
   (GetSystemDateAndTime, GetCapabilities, GetServices, GetServiceCapabilities) is open.
   Failures are ``ter:NotAuthorized`` faults; no credentials at all also gets HTTP 401 with
   the Digest challenge so HTTP-digest-only clients can answer it. Repeated failures from
@@ -71,6 +71,8 @@ class HttpInfo:
     query: Mapping[str, str] = field(default_factory=dict)
     authorization: str | None = None
     method: str = "POST"
+    uri: str = ""  # the request-target as sent (path and query): what an HTTP digest must name
+    secure: bool = False  # the request came over TLS
 
 
 @dataclass
@@ -248,18 +250,24 @@ class Dispatcher:
         problem = ""
         if security is not None:
             try:
-                tok = self.verifier.verify(security, creds)
+                tok = self.verifier.verify(security, creds, secure=req.http.secure)
                 req.user = tok.user
                 self.brake.succeeded(addr)
                 return None
             except AuthFailed as exc:
                 problem = str(exc)
         if req.http.authorization and self.http_auth is not None:
-            if self.http_auth.check(req.http.method, req.http.authorization):
+            result = self.http_auth.check(req.http.method, req.http.authorization, req.http.uri or req.http.path,
+                                          secure=req.http.secure)
+            if result:
                 req.user = creds.user
                 self.brake.succeeded(addr)
                 return None
-            problem = problem or "HTTP credentials refused"
+            if result.stale and not problem:  # right password, old nonce: a new challenge, no penalty
+                fault = SoapFault("Sender", ("ter:NotAuthorized",), "HTTP digest nonce expired", 401)
+                fault.headers = list(self.http_auth.challenge_headers(stale=True))
+                return fault
+            problem = problem or f"HTTP credentials refused: {result.problem}"
         if not problem:
             # no credentials at all: challenge (HTTP digest clients answer the 401)
             fault = SoapFault("Sender", ("ter:NotAuthorized",),
@@ -273,19 +281,8 @@ class Dispatcher:
         # a flood of bad logins must not flood the journal too
         (log.warning if n <= self.brake.free + 3 or n % 100 == 0 else log.debug)(
             "ONVIF %s from %s refused (%d failures): %s", req.op[1], addr, n, problem)
-        if delay > 0:
-            waiting = self.brake.waiting.get(addr, 0)
-            if waiting >= self.brake.max_waiting:
-                return SoapFault("Sender", ("ter:NotAuthorized",), "too many failed logins from this address; slow down", 429)
-            self.brake.waiting[addr] = waiting + 1
-            try:
-                await asyncio.sleep(delay)
-            finally:
-                left = self.brake.waiting.get(addr, 1) - 1
-                if left <= 0:
-                    self.brake.waiting.pop(addr, None)
-                else:
-                    self.brake.waiting[addr] = left
+        if not await self.brake.hold(addr, delay):
+            return SoapFault("Sender", ("ter:NotAuthorized",), "too many failed logins from this address; slow down", 429)
         fault = SoapFault("Sender", ("ter:NotAuthorized",), f"not authorized: {problem}", 400)
         if req.http.authorization and self.http_auth is not None and security is None:
             fault.status = 401
@@ -313,6 +310,8 @@ class Dispatcher:
             query=dict(request.query),
             authorization=request.headers.get("Authorization"),
             method=request.method,
+            uri=request.raw_path,
+            secure=request.secure,
         )
         if not info.host:
             port = request.transport.get_extra_info("sockname")[1] if request.transport else None

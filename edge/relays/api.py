@@ -6,7 +6,9 @@
     POST /api/relays/{name}/set         {"on": true}
 
 A command answers with its CommandResult: 200 when done, 404 unknown relay, 400 bad input,
-503 when it could not be done (board unreachable, write failed, service stopping).
+503 when it could not be done (board unreachable, write failed, service stopping). Commands
+read their parameters from the JSON body only (the web guard refuses a POST without one, with
+query parameters, or from another origin: a web page cannot trigger a relay).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def add_routes(app: web.Application, relays: RelayControl) -> None:
         name = request.match_info["name"]
         _known(name)
         data = await _body(request)
-        ms = data.get("ms", request.query.get("ms"))
+        ms = data.get("ms")
         if ms is not None:
             try:
                 ms = int(ms)
@@ -66,7 +68,7 @@ def add_routes(app: web.Application, relays: RelayControl) -> None:
         name = request.match_info["name"]
         _known(name)
         data = await _body(request)
-        raw = data.get("on", request.query.get("on"))
+        raw = data.get("on")
         if isinstance(raw, bool):
             on = raw
         elif isinstance(raw, str) and raw.lower() in ("on", "true", "1", "off", "false", "0"):

@@ -54,7 +54,8 @@ class SetupComponent(Component):
         self.network = network or platform.network(ncfg.driver, ncfg.interface, ncfg.connection,
                                                      settings_from_config(ncfg))
         # a simulated reboot (the demo) goes back to the home screen
-        self.system = system or platform.system(ctx.data_dir, ctx.config_path, on_reboot=self._simulated_reboot)
+        self.system = system or platform.system(ctx.data_dir, ctx.config_path, on_reboot=self._simulated_reboot,
+                                                driver=ctx.config.service.system)
         self.buttons: Buttons | None = None
         self.buttons_error = ""
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -163,8 +164,9 @@ class SetupComponent(Component):
             return Health(False, "; ".join(problems))
         # the screen as text for /healthz (the password is masked: STATUS= may show details)
         screen = " | ".join(line.rstrip() for line in self.lcd.text())
-        if self.data.password:
-            screen = screen.replace(self.data.password, "*" * len(self.data.password))
+        for secret in (self.data.password, self.data.gateway_password):
+            if secret:
+                screen = screen.replace(secret, "*" * len(secret))
         return Health(True, f"lcd: {screen}")
 
     async def _simulated_reboot(self) -> None:

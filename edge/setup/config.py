@@ -43,9 +43,11 @@ class ButtonsConfig(Section):
 
 
 class NetworkConfig(Section):
-    """What the installer set on the LCD; NetworkManager (nmcli) is told and keeps it."""
+    """What the installer set on the LCD; systemd-networkd or NetworkManager is told and keeps it."""
 
-    driver: Literal["auto", "nmcli", "simulated"] = Field("auto", description="auto: the platform's (simulated in the demo, else nmcli)")
+    driver: Literal["auto", "networkd", "nmcli", "simulated"] = Field(
+        "auto", description="auto: the platform's (simulated in the demo, else networkd when it runs the "
+                            "network and NetworkManager does not, else nmcli)")
     interface: str = Field("eth0", min_length=1)
     connection: str = Field("", description="NetworkManager connection name; empty: the one active on the interface")
     mode: Literal["dhcp", "static"] = "dhcp"

@@ -16,6 +16,7 @@ from hw.lcd import Lcd
 from hw.network import NetworkBackend
 
 from .. import credentials as credentials_mod
+from .. import tls
 from ..bus import Alarm, ComponentHealth, RelayChanged, SensorAvailability, SensorChanged, SensorReading
 from ..interfaces import RELAYS, VIDEO
 from .menu import Menu
@@ -51,6 +52,9 @@ class MenuFeed:
         d = self.data
         d.user, d.password, d.serial = c.user, c.password, c.serial
         d.acknowledged = c.acknowledged
+        d.gateway_user, d.gateway_password = c.gateway_user, c.gateway_password
+        cert = tls.load(self.ctx.data_dir)
+        d.tls_fingerprint = cert.fingerprint if cert is not None else ""
 
     def on_bus(self, ev: Any) -> None:
         d = self.data

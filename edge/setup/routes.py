@@ -1,7 +1,7 @@
 """The front panel on the web (all behind the device credentials, like every route):
 
   GET  /api/lcd              the screen as text
-  POST /api/buttons/{name}   press a simulated button (?hold_s=11 holds it); refused (409)
+  POST /api/buttons/{name}   press a simulated button, body {} ({"hold_s": 11} holds it); refused (409)
                              when the buttons are real hardware
   GET  /panel                a page with the screen and the four buttons (the demo)
 """
@@ -41,10 +41,10 @@ def add_routes(router: web.UrlDispatcher, panel: PanelSurface, settle_s: float) 
         buttons = panel.buttons
         if buttons is None or not buttons.simulated:
             return web.json_response({"error": "the buttons are real hardware here; press them on the box"}, status=409)
-        raw = request.query.get("hold_s", "0")
+        raw = (await request.json()).get("hold_s", 0)  # a JSON object: the web guard checked it
         try:
-            hold = float(raw)
-        except ValueError:
+            hold = -1.0 if isinstance(raw, bool) else float(raw)
+        except (TypeError, ValueError):
             hold = -1.0
         if not 0 <= hold <= MAX_HOLD_S:
             return web.json_response({"error": f"hold_s must be a number of seconds from 0 to {MAX_HOLD_S:.0f}, "
@@ -72,7 +72,8 @@ display:inline-block;white-space:pre;border:6px solid #333}#lcd.off{background:#
 <script>
 function show(s){const e=document.getElementById('lcd');e.textContent=s.lines.join('\\n');e.className=s.backlight?'':'off'}
 async function poll(){try{const r=await fetch('/api/lcd');if(r.ok)show(await r.json())}catch(e){}}
-async function b(n,h){const r=await fetch('/api/buttons/'+n+(h?'?hold_s='+h:''),{method:'POST'});if(r.ok)show(await r.json())}
+async function b(n,h){const r=await fetch('/api/buttons/'+n,{method:'POST',headers:{'Content-Type':'application/json'},
+body:JSON.stringify({hold_s:h||0})});if(r.ok)show(await r.json())}
 document.addEventListener('keydown',e=>{const k={ArrowUp:'up',ArrowDown:'down',Enter:'select',Backspace:'back',Escape:'back'}[e.key];
 if(k){e.preventDefault();b(k)}});
 poll();setInterval(poll,500);

@@ -127,6 +127,10 @@ def credentials_screen() -> PagesScreen:
             Page("Password", d.password),
             Page("Serial", d.serial),
             Page("New password", "SELECT to make", rotate),
+            # what an installer compares with the browser's certificate, and what gateways log in with
+            *([Page("TLS SHA-256", d.tls_fingerprint)] if d.tls_fingerprint else []),
+            *([Page("MQTT gateway", d.gateway_user), Page("Gateway passwd", d.gateway_password)]
+              if d.gateway_password else []),
         ]
 
     return PagesScreen(pages, "Credentials")

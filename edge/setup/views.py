@@ -35,6 +35,9 @@ class MenuData:
     password: str = field(default="")  # none until the component sets the device's
     serial: str = ""
     acknowledged: bool = True
+    tls_fingerprint: str = ""  # SHA-256 of the device certificate (HTTPS, MQTT over TLS)
+    gateway_user: str = ""  # the broker account of LAN sensor gateways
+    gateway_password: str = ""  # none until the component sets the generated one
     ip: str = ""
     rtsp_url: str = ""
     link_problems: list[str] = field(default_factory=list)

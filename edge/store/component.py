@@ -46,7 +46,8 @@ class StoreComponent(Component):
         self.store = Store(self.path, cfg.retention_days, cfg.aggregate_retention_days, cfg.batch_ms,
                            telemetry_batch_ms=cfg.telemetry_batch_ms, prune_batch_rows=cfg.prune_batch_rows,
                            prune_interval_s=cfg.prune_interval_s, on_batch=self._publish,
-                           stalled_after_s=min(STALLED_AFTER_S, cfg.write_timeout_s))
+                           stalled_after_s=min(STALLED_AFTER_S, cfg.write_timeout_s),
+                           outbox_max_messages=cfg.outbox_max_messages)
         ctx.registry.provide(STORE, self.store)
         ctx.registry.provide(HISTORY, StoreHistory(self.path))
         self._started = False

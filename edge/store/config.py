@@ -18,6 +18,8 @@ class StoreConfig(Section):
                                     description="routine readings that changed nothing may wait this long for a commit")
     prune_batch_rows: int = Field(500, ge=10, le=100_000, description="rows deleted per retention step")
     prune_interval_s: float = Field(1.0, gt=0, le=3600, description="pause between retention steps")
+    outbox_max_messages: int = Field(100_000, ge=100, le=10_000_000,
+                                     description="unsent uplink messages kept while the broker is away (oldest dropped first)")
     write_timeout_s: float = Field(20.0, gt=0, le=3600,
                                    description="a database write (or open) running longer than this is a hung "
                                                "writer: the systemd watchdog is no longer fed")

@@ -8,8 +8,9 @@ never waits behind a long prune.
 What is kept how long:
 - events (raw): ``retention_days``; the newest event is always kept so event ids are never
   reused (a ``tail --follow`` reader goes by id).
-- outbox messages nobody acknowledged: ``retention_days`` (a broker that never comes back
-  must not fill the card).
+- outbox messages nobody acknowledged: ``retention_days``, and at most ``outbox_max_messages``
+  (the oldest go first, with a warning): a broker that never comes back, or a flood of state
+  changes while it is away, must not fill the card.
 - hourly aggregates and the relay audit: ``aggregate_retention_days``.
 """
 
@@ -35,6 +36,8 @@ class Pruner:
         self.next_due = time.monotonic() + first_delay_s
         self.rows_deleted = 0
         self.steps = 0
+        self.outbox_max_messages = 100_000
+        self.outbox_dropped = 0  # unsent outbox messages removed by the cap
 
     def seconds_until_due(self) -> float:
         return max(0.0, self.next_due - time.monotonic())
@@ -51,6 +54,10 @@ class Pruner:
              "AND id < (SELECT max(id) FROM events) ORDER BY ts LIMIT ?)", (keep_raw,)),
             ("outbox",
              "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE ts < ? ORDER BY id LIMIT ?)", (keep_raw,)),
+            # ids only grow and acks take the oldest: keeping ids above max(id) - cap keeps at most cap rows
+            ("outbox over its cap",
+             "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE id <= "
+             "(SELECT max(id) FROM outbox) - ? ORDER BY id LIMIT ?)", (self.outbox_max_messages,)),
             ("relay_audit",
              "DELETE FROM relay_audit WHERE id IN (SELECT id FROM relay_audit WHERE ts < ? ORDER BY ts LIMIT ?)",
              (keep_agg,)),
@@ -87,4 +94,9 @@ class Pruner:
         self.next_due = time.monotonic() + (self.interval_s if budget <= 0 else self.idle_s)
         if total:
             log.debug("pruned %s", ", ".join(f"{n} {t}" for t, n in deleted.items()))
+        over = deleted.get("outbox over its cap", 0)
+        if over:
+            self.outbox_dropped += over
+            log.warning("outbox over %d messages (the broker has been away): dropped the %d oldest unsent",
+                        self.outbox_max_messages, over)
         return total

@@ -125,8 +125,9 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
     current = version(conn)
     if current > SCHEMA_VERSION:
         raise SchemaTooNew(
-            f"database schema version {current} is newer than this software knows ({SCHEMA_VERSION}); "
-            "refusing to touch it (was the software downgraded?)"
+            f"database schema version {current} is newer than this edge knows ({SCHEMA_VERSION}): a newer edge "
+            "wrote it and this one refuses to touch it (software downgraded?). Install that newer edge again "
+            "(`edge update install`), or move the database aside to start with an empty one"
         )
     applied = []
     for target in range(current + 1, SCHEMA_VERSION + 1):

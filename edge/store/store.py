@@ -60,7 +60,7 @@ class Store:
                  prune_idle_s: float = 600.0, prune_first_delay_s: float = 5.0,
                  aggregate_kinds: Iterable[str] = AGGREGATE_KINDS, aggregate_flush_s: float = FLUSH_S,
                  on_batch: Callable[[StoreStats], None] | None = None, max_queue: int = MAX_QUEUE,
-                 stalled_after_s: float = STALLED_AFTER_S):
+                 outbox_max_messages: int = 100_000, stalled_after_s: float = STALLED_AFTER_S):
         self.path = Path(path)
         self.batch_s = batch_ms / 1000
         self.telemetry_batch_s = max(batch_ms, telemetry_batch_ms) / 1000
@@ -70,6 +70,7 @@ class Store:
         self._on_batch = on_batch
         self.pruner = Pruner(retention_days, aggregate_retention_days, prune_batch_rows, prune_interval_s,
                              prune_idle_s, prune_first_delay_s)
+        self.pruner.outbox_max_messages = outbox_max_messages
         self.aggregates = HourlyAggregates(self.aggregate_kinds, aggregate_flush_s)
         self.q: queue.SimpleQueue[Op] = queue.SimpleQueue()
         self._wake = threading.Event()  # the writer's: an op that cannot wait for its batch's deadline

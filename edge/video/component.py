@@ -94,6 +94,7 @@ class VideoComponent(Component):
         self._frame_lock = threading.Lock()
         self._state = "starting"
         ctx.web.router.add_get(SNAPSHOT_PATH, self._snapshot_handler)
+        ctx.plain_paths.add(SNAPSHOT_PATH)  # GetSnapshotUri hands it to NVRs, which fetch it over plain HTTP
         ctx.credentials.listeners.append(self._credentials_rotated)
         ctx.registry.provide(VIDEO, self)
 
@@ -295,7 +296,8 @@ class VideoComponent(Component):
         self._match_renderer()
         creds = self.ctx.credentials.get()
         mounts = {stream: self._mount(stream) for stream in self.settings.streams()}
-        rtsp = RtspServer(c.rtsp_host, c.rtsp_port, mounts, creds.user, creds.password, self._keyframe_needed)
+        rtsp = RtspServer(c.rtsp_host, c.rtsp_port, mounts, creds.user, creds.password, self._keyframe_needed,
+                          max_clients=c.max_clients, idle_timeout_s=c.idle_timeout_s)
         try:
             self._start_encoders()
             rtsp.start()

@@ -30,6 +30,8 @@ class VideoConfig(Section):
     repeat_frame_ms: int = Field(20, ge=20, le=50, description="repeat an alarm frame after this many ms (ffmpeg-based clients hold a frame until the next)")
     stall_s: float = Field(5.0, ge=1, le=60, description="no encoded frame for this long: the pipeline is rebuilt")
     jpeg_quality: int = Field(85, ge=30, le=95)
+    max_clients: int = Field(32, ge=1, le=256, description="RTSP connections at once (more are closed); NVRs hold one or two each")
+    idle_timeout_s: float = Field(30.0, ge=2, le=3600, description="an RTSP connection with no session after this long is closed")
     substream: bool = Field(True, description="also serve a low-resolution stream (NVR multi-view grids) at <mount>_sub")
     substream_width: int | None = Field(None, ge=160, le=3840, multiple_of=8,
                                         description="substream width (a multiple of 8); default half the width")

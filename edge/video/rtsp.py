@@ -5,6 +5,9 @@ mount): whatever the number of clients there is one media pipeline per stream,
 ``appsrc (H.264 access units) ! h264parse ! rtph264pay``, and each picture is encoded once,
 upstream of it (edge/video/component.py). Clients use RTP over TCP (interleaved) or UDP
 unicast. Every request needs the device credentials (RTSP Digest); a rotation swaps them at once.
+Limits: at most ``max_clients`` connections (more are closed at once) and as many sessions; a
+connection that has set up no session within ``idle_timeout_s`` (a client that connects and
+says nothing, or keeps failing its login) is closed; request bodies are capped.
 
 What the rest of edge calls (from any thread):
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Callable
 
 import gi
@@ -54,9 +58,13 @@ class _Feed:
         self.keyed = False
 
 
+CONTENT_LENGTH_LIMIT = 64 * 1024
+SWEEP_MS = 1000
+
+
 class RtspServer:
     def __init__(self, host: str, port: int, mounts: dict[str, str], user: str, password: str,
-                 on_keyframe_needed: Callable[[str], None]):
+                 on_keyframe_needed: Callable[[str], None], *, max_clients: int = 32, idle_timeout_s: float = 30.0):
         """``mounts``: stream name ("main", "sub") -> RTSP path ("/dashboard")."""
         Gst.init(None)
         self.host = host
@@ -65,6 +73,10 @@ class RtspServer:
         self.on_keyframe_needed = on_keyframe_needed
         self.error: str | None = None
         self.clients = 0
+        self.refused = 0
+        self.max_clients = max_clients
+        self.idle_timeout_s = idle_timeout_s
+        self._connected: dict[int, tuple[object, float]] = {}  # id(client) -> (client, connect time)
         self.port: int | None = None
         self._feeds: list[_Feed] = []
         self._lock = threading.Lock()
@@ -78,6 +90,8 @@ class RtspServer:
         self.server.set_address(host)
         self.server.set_service(str(port))
         self.server.connect("client-connected", self._client_connected)
+        self.server.set_content_length_limit(CONTENT_LENGTH_LIMIT)
+        self.server.get_session_pool().set_max_sessions(max_clients)
 
         self.auth = GstRtspServer.RTSPAuth()
         self.auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
@@ -120,6 +134,9 @@ class RtspServer:
             raise OSError(f"RTSP server cannot listen on {self.host}:{self.server.get_service()} "
                           "(port in use, or a port below 1024 without CAP_NET_BIND_SERVICE?)")
         self.port = self.server.get_bound_port()
+        sweep = GLib.timeout_source_new(SWEEP_MS)
+        sweep.set_callback(self._sweep_idle)
+        sweep.attach(self._ctx)
         self._thread = threading.Thread(target=self._loop.run, name="glib-rtsp", daemon=True)
         self._thread.start()
         log.info("RTSP on %s:%s %s (digest auth, TCP+UDP)", self.host, self.port, " ".join(self.mounts.values()))
@@ -185,12 +202,30 @@ class RtspServer:
                 self._feeds.remove(feed)
 
     def _client_connected(self, server, client) -> None:
-        self.clients += 1
+        if len(self._connected) >= self.max_clients:
+            self.refused += 1
+            log.warning("RTSP: %d clients connected already; closing a new connection", len(self._connected))
+            client.close()
+            return
+        self._connected[id(client)] = (client, time.monotonic())
+        self.clients = len(self._connected)
         client.connect("closed", self._client_closed)
         client.connect("play-request", self._play_request)
 
     def _client_closed(self, client) -> None:
-        self.clients = max(0, self.clients - 1)
+        self._connected.pop(id(client), None)
+        self.clients = len(self._connected)
+
+    def _sweep_idle(self, *_a) -> bool:
+        """Close connections that have no session after idle_timeout_s (GLib thread)."""
+        now = time.monotonic()
+        for client, since in list(self._connected.values()):
+            if now - since > self.idle_timeout_s and not client.session_filter(None):
+                log.info("RTSP: closing a connection without a session after %.0f s", now - since)
+                self._connected.pop(id(client), None)
+                self.clients = len(self._connected)
+                client.close()
+        return True  # keep the timer
 
     def _play_request(self, client, ctx) -> None:
         self.on_keyframe_needed("client PLAY")

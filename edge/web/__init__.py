@@ -1,2 +1,3 @@
 """The HTTP server (aiohttp): /healthz, /metrics and the routes components add
-(``server.WebComponent``); its config section is ``config.WebConfig``."""
+(``server.WebComponent``), the request rules every request passes (``guard.Guard``), listeners
+with connection caps (``listen.LimitedSite``); its config section is ``config.WebConfig``."""

@@ -1,42 +1,31 @@
 """The HTTP server (aiohttp): /healthz, /metrics, and whatever routes components add.
 
-Every route needs the device credentials (HTTP Digest or Basic) unless it is in
-``ctx.open_paths`` because its protocol requires it open (ONVIF's pre-auth calls check their
-own WS-Security). Components add their routes to ``ctx.web`` while they
-are built; the server starts last so all routes exist.
+Every request passes the guard first (``guard.py``: HTTPS redirect, same origin, credentials,
+POST-with-JSON for state changes). Components add their routes to ``ctx.web`` while they are
+built; the server starts last so all routes exist. Listeners (``listen.py``) cap connections
+in total and per address; aiohttp closes a connection idle (or stuck in its headers) for
+``idle_timeout_s``. With ``[web] tls`` the device certificate (``edge.tls``) serves HTTPS on
+``https_port`` and plain HTTP on ``port`` answers ONVIF and redirects the rest.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 from aiohttp import web
 
-from ..auth import PUBLIC, SESSION_USER, HttpAuth
+from .. import tls
 from ..component import Component
 from ..context import Context
+from .guard import GUARD, Guard, front_first, make_app  # noqa: F401 - make_app: the wiring builds ctx.web with it
+from .listen import LimitedSite
 
 log = logging.getLogger("edge.web")
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def make_app(auth: HttpAuth, open_paths: set[str]) -> web.Application:
-    @web.middleware
-    async def require_credentials(request: web.Request, handler: Handler) -> web.StreamResponse:
-        # a browser session (edge.console's middleware, which runs first) or a path the console
-        # serves to anyone (its login page, its static files) passes too
-        if (request.path in open_paths or request.get(SESSION_USER) or request.get(PUBLIC)
-                or auth.check(request.method, request.headers.get("Authorization"))):
-            return await handler(request)
-        resp = web.Response(status=401, text="401: credentials required (see `edge credentials`)\n")
-        for k, v in auth.challenge_headers():
-            resp.headers.add(k, v)
-        return resp
-
-    return web.Application(middlewares=[require_credentials], client_max_size=1024 * 1024)
+HTTP_LIMITS = {"max_line_size": 8190, "max_field_size": 8190, "max_headers": 64}
 
 
 class WebComponent(Component):
@@ -48,6 +37,8 @@ class WebComponent(Component):
         self.supervisor_ref = supervisor_ref
         self.runner: web.AppRunner | None = None
         self.port: int | None = None
+        self.https_port: int | None = None
+        self.sites: list[LimitedSite] = []
         ctx.web.router.add_get("/healthz", self.healthz)
         ctx.web.router.add_get("/metrics", self.metrics)
 
@@ -75,19 +66,36 @@ class WebComponent(Component):
 
     async def start(self) -> None:
         cfg = self.ctx.config.web
-        self.runner = web.AppRunner(self.ctx.web, access_log=None, handle_signals=False)
+        guard = self.ctx.web[GUARD]
+        front_first(self.ctx.web)
+        self.runner = web.AppRunner(self.ctx.web, access_log=None, handle_signals=False,
+                                    keepalive_timeout=cfg.idle_timeout_s, **HTTP_LIMITS)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, cfg.host, cfg.port, reuse_address=True)
-        await site.start()
-        server = getattr(site, "_server", None)
-        if server is not None and server.sockets:
-            self.port = server.sockets[0].getsockname()[1]
-        log.info("http on %s:%s", cfg.host, self.port)
+        limits = {"max_connections": cfg.max_connections, "per_client": cfg.max_connections_per_client}
+        try:
+            if cfg.tls:
+                cert = await asyncio.to_thread(tls.load_or_create, self.ctx.data_dir)
+                https = LimitedSite(self.runner, cfg.host, cfg.https_port, ssl_context=tls.server_context(cert), **limits)
+                await https.start()
+                self.https_port = https.bound_port
+                guard.https_port = cfg.https_port
+                self.sites.append(https)
+                log.info("https on %s:%s (certificate SHA-256 %s)", cfg.host, self.https_port, cert.fingerprint)
+            site = LimitedSite(self.runner, cfg.host, cfg.port, **limits)
+            await site.start()
+            self.sites.append(site)
+        except BaseException:
+            await self.stop()
+            raise
+        self.port = site.bound_port
+        log.info("http on %s:%s%s", cfg.host, self.port, " (ONVIF and snapshot; the rest redirects to HTTPS)" if cfg.tls else "")
 
     async def run(self) -> None:
         await super().run()
 
     async def stop(self) -> None:
+        self.sites.clear()
+        self.ctx.web[GUARD].https_port = None
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None

@@ -10,12 +10,15 @@ echo "customize: overlay files and units"
 cp -r --no-preserve=ownership "$HERE/overlay/." "$R/"
 install -D -m 0644 -t "$R/usr/local/lib/systemd/system" \
     "$REPO"/systemd/edge.service "$REPO"/systemd/edge-growroot.service "$REPO"/systemd/edge-hostname.service \
-    "$REPO"/systemd/edge-sshkeys.service "$REPO"/systemd/edge-ssh-from-boot.service
+    "$REPO"/systemd/edge-sshkeys.service "$REPO"/systemd/edge-ssh-from-boot.service \
+    "$REPO"/systemd/edge-broker-setup.service "$REPO"/systemd/edge-ctl.service "$REPO"/systemd/edge-ctl.path
 install -D -m 0644 "$REPO/systemd/edge.sysusers" "$R/usr/local/lib/sysusers.d/edge.conf"
 install -D -m 0644 "$REPO/systemd/edge.tmpfiles" "$R/usr/local/lib/tmpfiles.d/edge.conf"
 install -D -m 0644 "$REPO/systemd/60-edge-hw.rules" "$R/etc/udev/rules.d/60-edge-hw.rules"
 systemd-sysusers --root="$R"
 install -D -m 0640 "$HERE/edge.toml" "$R/etc/edge/edge.toml"
+install -D -m 0664 "$HERE/overlay/usr/local/share/edge/10-edge.network" "$R/etc/edge/network/10-edge.network"
+install -D -m 0644 "$HERE/overlay/usr/local/share/edge/10-edge.network" "$R/etc/systemd/network/10-edge.network"
 systemd-tmpfiles --root="$R" --create --prefix=/var/lib/edge --prefix=/etc/edge
 
 echo "customize: /opt/edge/venv from the aarch64 wheels"
@@ -32,7 +35,7 @@ inroot /opt/edge/venv/bin/python -c 'import gi; gi.require_version("Gst", "1.0")
 
 echo "customize: services"
 systemctl --root="$R" enable edge.service edge-growroot.service edge-hostname.service edge-sshkeys.service \
-    edge-ssh-from-boot.service systemd-networkd.service systemd-resolved.service systemd-timesyncd.service
+    edge-ssh-from-boot.service edge-broker-setup.service edge-ctl.path systemd-networkd.service systemd-resolved.service systemd-timesyncd.service
 # SSH off by default (edge-ssh-from-boot.service turns it on when asked); Wi-Fi only when
 # configured (wpa_supplicant@wlan0).
 systemctl --root="$R" disable ssh.service ssh.socket wpa_supplicant.service 2>/dev/null || true

@@ -33,11 +33,12 @@ virtio_scsi
 MODS
 
 # raspi-firmware writes cmdline.txt from this: root by label (the card may be mmcblk0 or
-# mmcblk1, or a USB disk), consoles on HDMI and the GPIO UART.
+# mmcblk1, or a USB disk), the console on HDMI only: the GPIO UART (ttyS1/ttyAMA0 on pins
+# 14/15) is left to an RS485 Modbus adapter, so no kernel console or login shell talks there.
 mkdir -p "$R/etc/default" "$R/boot/firmware"
 cat > "$R/etc/default/raspi-firmware" <<'RF'
 # edge: see raspi-firmware(7); cmdline.txt and config.txt are generated from this.
 KERNEL_ARCH="arm64"
 ROOTPART=LABEL=RASPIROOT
-CONSOLES="ttyS1,115200 tty0"
+CONSOLES="tty0"
 RF

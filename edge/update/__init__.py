@@ -1,0 +1,1 @@
+"""A/B updates of the appliance (RAUC): the `edge update` commands."""
