@@ -36,6 +36,7 @@ def measure(substream: bool) -> tuple[float, float, float]:
     toml.write_text(f'[site]\nname = "Bench site"\n[web]\nhost = "127.0.0.1"\nport = {video.free_port()}\n'
                     f'[video]\nwidth = 1280\nheight = 720\nfps = {FPS}\nrtsp_host = "127.0.0.1"\n'
                     f'rtsp_port = {video.free_port()}\nsubstream = {"true" if substream else "false"}\n')
+    video.first_boot(tmp / "data")
     log = open(tmp / "service.log", "w")
     child = subprocess.Popen([sys.executable, str(ROOT / "bench" / "video.py"), "--serve", str(toml), str(tmp / "data")],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)

@@ -247,6 +247,21 @@ def pct(xs: list[float], p: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
+def first_boot(data_dir: Path) -> None:
+    """The data dir as every start after the first finds it (credentials, TLS certificate): the
+    figures are the appliance's in service, not its first boot's (making the certificate
+    loads the cryptography package, ~2 MB, once)."""
+    from edge import credentials
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    credentials.load_or_create(data_dir)
+    try:
+        from edge import tls
+    except ImportError:  # before issue 14
+        return
+    tls.load_or_create(data_dir)
+
+
 def free_port() -> int:
     import socket
 
@@ -279,6 +294,7 @@ def _bench(width: int, height: int, extra_toml: str, mqtt) -> dict:
     toml.write_text(f'[site]\nname = "Bench site"\n[web]\nhost = "127.0.0.1"\nport = {free_port()}\n'
                     f'[video]\nwidth = {width}\nheight = {height}\nfps = 1\nrtsp_host = "127.0.0.1"\nrtsp_port = {free_port()}\n'
                     + extra_toml)
+    first_boot(tmp / "data")
     log = open(tmp / "service.log", "w")
     child = subprocess.Popen([sys.executable, __file__, "--serve", str(toml), str(tmp / "data")], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)

@@ -25,6 +25,7 @@ from typing import Callable
 
 from .component import Component, Health
 from .context import Context
+from .memtune import release_free_memory
 from .notify import Notifier
 
 log = logging.getLogger("edge.app")
@@ -41,9 +42,11 @@ def settle_heap() -> None:
     pydantic models, GStreamer bindings: a few hundred thousand) out of the garbage collector's
     reach. A full collection walks every tracked object; with them it stopped the loop for
     ~50 ms (a door message waited that long) whenever one ran under a steady ingest. After the
-    freeze it walks only what was made since. Safe to call again (a component rebuilt live)."""
+    freeze it walks only what was made since. Then the heap's free pages go back to the
+    kernel. Safe to call again (a component rebuilt live)."""
     gc.collect()
     gc.freeze()
+    release_free_memory()
 
 
 @dataclass
