@@ -6,10 +6,16 @@
   (libavformat/ffmpeg) client and at a GStreamer rtspsrc client, both over RTSP/TCP, 30
   alarms, p50/p95.
 - cpu_ms_per_frame: service CPU time per frame drawn+encoded at the idle rate, 1 client.
-- rss_mb_1_client / rss_mb_32_clients: service RSS with 1 and 32 RTSP clients.
-- cpu_ratio_32_vs_1: service CPU/s with 32 clients over CPU/s with 1.
+- pss_mb_total / pss_mb_total_32_clients: the service's memory with 1 and 32 RTSP clients:
+  PSS (shared pages divided among the processes that map them, so libraries shared with
+  other programs count in part) summed over every process of the service (the process and
+  any children); pss_mb_per_extra_client = what each of the 31 extra clients added.
+  rss_mb_1_client / rss_mb_32_clients: the service process's RSS, as before (the figure of
+  earlier runs; it counts shared libraries whole).
+- cpu_ratio_32_vs_1: service CPU/s with 32 clients over CPU/s with 1 (children included).
 
-The service runs in a child process (this file with --serve) so its CPU and RSS are its own.
+The service runs in a child process (this file with --serve) so its CPU and memory are its
+own; it sets up the process as ``edge run`` does (``edge.memtune``).
 """
 
 from __future__ import annotations
@@ -54,6 +60,13 @@ def serve(toml_path: str, data_dir: str) -> None:
     from edge import config as config_mod
     from edge.bus import Alarm, SensorChanged
     from edge.service import build_service
+
+    try:  # as `edge run` does (absent before issue 16)
+        from edge.memtune import tune_process
+    except ImportError:
+        pass
+    else:
+        tune_process()
 
     async def main() -> None:
         cfg = config_mod.load(toml_path)
@@ -168,9 +181,45 @@ def wait_event(client, red: bool, after: float, timeout: float = 10.0) -> float 
     return None
 
 
+def proc_tree(pid: int) -> list[int]:
+    """``pid`` and every process under it."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                todo += [int(c) for c in Path(f"/proc/{p}/task/{task}/children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
 def proc_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of ``pid`` and its children (live ones, and those it waited for)."""
+    total = 0.0
+    for p in proc_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks = fields[11:15] if p == pid else fields[11:13]  # utime stime (cutime cstime: children it waited for)
+        total += sum(int(f) for f in ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def pss_mb(pid: int) -> float:
+    """PSS of ``pid`` and every process under it (/proc/PID/smaps_rollup)."""
+    total = 0
+    for p in proc_tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+                    break
+        except OSError:
+            pass
+    return total / 1024
 
 
 def proc_rss_mb(pid: int) -> float:
@@ -196,6 +245,21 @@ def pct(xs: list[float], p: float) -> float:
     k = (len(xs) - 1) * p / 100
     lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
     return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def first_boot(data_dir: Path) -> None:
+    """The data dir as every start after the first finds it (credentials, TLS certificate): the
+    figures are the appliance's in service, not its first boot's (making the certificate
+    loads the cryptography package, ~2 MB, once)."""
+    from edge import credentials
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    credentials.load_or_create(data_dir)
+    try:
+        from edge import tls
+    except ImportError:  # before issue 14
+        return
+    tls.load_or_create(data_dir)
 
 
 def free_port() -> int:
@@ -230,6 +294,7 @@ def _bench(width: int, height: int, extra_toml: str, mqtt) -> dict:
     toml.write_text(f'[site]\nname = "Bench site"\n[web]\nhost = "127.0.0.1"\nport = {free_port()}\n'
                     f'[video]\nwidth = {width}\nheight = {height}\nfps = 1\nrtsp_host = "127.0.0.1"\nrtsp_port = {free_port()}\n'
                     + extra_toml)
+    first_boot(tmp / "data")
     log = open(tmp / "service.log", "w")
     child = subprocess.Popen([sys.executable, __file__, "--serve", str(toml), str(tmp / "data")], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
@@ -281,6 +346,7 @@ def _bench(width: int, height: int, extra_toml: str, mqtt) -> dict:
         time.sleep(2)
         cpu1_s, cpu_per_frame = window()
         rss1 = proc_rss_mb(child.pid)
+        pss1 = pss_mb(child.pid)
         more = [PyAVClient(url, decode=False) for _ in range(31)]
         for c in more:
             c.start()
@@ -291,6 +357,7 @@ def _bench(width: int, height: int, extra_toml: str, mqtt) -> dict:
         time.sleep(2)
         cpu32_s, _ = window()
         rss32 = proc_rss_mb(child.pid)
+        pss32 = pss_mb(child.pid)
         ff.stop_flag = True
         for c in more:
             c.stop_flag = True
@@ -305,6 +372,9 @@ def _bench(width: int, height: int, extra_toml: str, mqtt) -> dict:
             "alarms_seen_rtspsrc": len(gs_ms),
             "alarm_source": ALARM_SOURCE,
             "cpu_ms_per_frame": round(cpu_per_frame * 1000, 1),
+            "pss_mb_total": round(pss1, 1),
+            "pss_mb_total_32_clients": round(pss32, 1),
+            "pss_mb_per_extra_client": round((pss32 - pss1) / max(1, receiving - 1), 2),
             "rss_mb_1_client": round(rss1, 1),
             "rss_mb_32_clients": round(rss32, 1),
             "clients_receiving": receiving,

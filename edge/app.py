@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import random
 import signal
@@ -24,6 +25,7 @@ from typing import Callable
 
 from .component import Component, Health
 from .context import Context
+from .memtune import release_free_memory
 from .notify import Notifier
 
 log = logging.getLogger("edge.app")
@@ -33,6 +35,18 @@ CANCEL_BUDGET_S = 1.0
 FIRST_CANCEL_BUDGET_S = 0.2
 STABLE_RUN_S = 60.0  # a component that ran this long gets its backoff reset
 EXIT_RESTART = 75  # EX_TEMPFAIL: a clean stop that asks systemd (Restart=on-failure) for a restart
+
+
+def settle_heap() -> None:
+    """Once everything is built: collect, then move every object alive now (modules, configs,
+    pydantic models, GStreamer bindings: a few hundred thousand) out of the garbage collector's
+    reach. A full collection walks every tracked object; with them it stopped the loop for
+    ~50 ms (a door message waited that long) whenever one ran under a steady ingest. After the
+    freeze it walks only what was made since. Then the heap's free pages go back to the
+    kernel. Safe to call again (a component rebuilt live)."""
+    gc.collect()
+    gc.freeze()
+    release_free_memory()
 
 
 @dataclass
@@ -238,6 +252,7 @@ class Supervisor:
                 if self.stop_event.is_set():
                     break
             if not self.stop_event.is_set():
+                settle_heap()
                 ok, summary = self.health_summary()
                 self.ready = True
                 self.ctx.metrics.ready.set(1)

@@ -38,8 +38,10 @@ def cli() -> None:
 @click.option("--simulated", is_flag=True, help="use the simulated twin of every hardware driver")
 def run(config_path: Path, data_dir: Path | None, simulated: bool) -> None:
     """Run the service (systemd starts this)."""
+    from .memtune import tune_process
     from .service import main_run
 
+    tune_process()
     cfg = _load_config(config_path)
     sys.exit(main_run(cfg, paths.data_dir(data_dir), simulated=simulated, config_path=config_path))
 
@@ -51,7 +53,9 @@ def run(config_path: Path, data_dir: Path | None, simulated: bool) -> None:
 def demo(config_path: Path, data_dir: Path) -> None:
     """Run the appliance on this machine with simulated hardware and its own MQTT broker."""
     from .demo_runner import run_demo, working_config
+    from .memtune import tune_process
 
+    tune_process()
     config_path = working_config(config_path, data_dir)
     cfg = _load_config(config_path)
     sys.exit(run_demo(cfg, data_dir, config_path))

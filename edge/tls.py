@@ -13,16 +13,12 @@ ciphers only.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import ipaddress
 import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from .credentials import write_private
 
@@ -53,8 +49,9 @@ def paths(data_dir: Path) -> tuple[Path, Path]:
 
 
 def fingerprint_of(cert_pem: bytes) -> str:
-    cert = x509.load_pem_x509_certificate(cert_pem)
-    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+    """SHA-256 of the certificate's DER bytes (what browsers show)."""
+    der = ssl.PEM_cert_to_DER_cert(cert_pem.decode("ascii"))
+    return hashlib.sha256(der).digest().hex(":").upper()
 
 
 def local_names() -> tuple[list[str], list[str]]:
@@ -86,6 +83,12 @@ def _is_ip(text: str) -> bool:
 
 def make_certificate(names: list[str], ips: list[str], common_name: str) -> tuple[bytes, bytes]:
     """A new key and a self-signed certificate for them: (key PEM, certificate PEM)."""
+    # imported here, on the first boot only: ~1.6 MB every other start does not need
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64]),
                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "edge appliance")])

@@ -16,11 +16,13 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from pymodbus import FramerType
-from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
-from pymodbus.exceptions import ModbusException
+if TYPE_CHECKING:
+    from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+
+# pymodbus (~50 modules, ~1.5 MB) is imported when a line first connects: a config without
+# Modbus boards or inputs never loads it
 
 log = logging.getLogger("hw.modbus")
 
@@ -122,8 +124,14 @@ class ModbusLine:
         self._gap_s = 0.00175 if spec.baudrate > 19200 else 3.5 * 11 / spec.baudrate
         self.users = 0
         self._tuned = False
+        self._failures: tuple[type[BaseException], ...] = (OSError, asyncio.TimeoutError)  # + pymodbus' own
 
     def _make_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+        from pymodbus import FramerType
+        from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+        from pymodbus.exceptions import ModbusException
+
+        self._failures = (ModbusException, OSError, asyncio.TimeoutError)
         s = self.spec
         common: dict[str, Any] = dict(timeout=s.timeout_s, retries=0, reconnect_delay=0)
         if s.kind == "tcp":
@@ -143,7 +151,7 @@ class ModbusLine:
         client = self._make_client()
         try:
             ok = await asyncio.wait_for(client.connect(), self.spec.timeout_s * 3 + 0.5)
-        except (asyncio.TimeoutError, OSError, ModbusException) as exc:
+        except self._failures as exc:
             client.close()
             raise ModbusError(f"cannot connect to {self.spec.describe()}: {exc or type(exc).__name__}") from None
         if not ok:
@@ -162,7 +170,7 @@ class ModbusLine:
                     await asyncio.sleep(wait)
             try:
                 resp = await fn(client)
-            except (ModbusException, OSError, asyncio.TimeoutError) as exc:
+            except self._failures as exc:
                 self.close()
                 msg = str(exc) or type(exc).__name__
                 if "No response" in msg or isinstance(exc, asyncio.TimeoutError):

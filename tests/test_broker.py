@@ -45,6 +45,7 @@ class ApplianceBroker:
         os.chmod(self.etc, 0o755)
         conf = (OVERLAY / "conf.d" / "edge-durability.conf").read_text()
         conf += f"persistence_location {self.work}/\n"  # Debian's mosquitto.conf sets it on the appliance
+        conf += (OVERLAY / "conf.d" / "edge-latency.conf").read_text()
         conf += (OVERLAY / "conf.d" / "edge-listeners.conf").read_text()
         conf = conf.replace("/etc/mosquitto/edge", str(self.etc))
         conf = conf.replace("listener 1883 127.0.0.1", f"listener {self.plain_port} 127.0.0.1")

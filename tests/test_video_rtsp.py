@@ -249,6 +249,20 @@ def test_snapshot_jpeg_decodes_and_matches_the_stream(service):
         rd.stop()
 
 
+def test_the_substream_is_encoded_only_while_a_client_watches_it(service):
+    """x264 sets up its buffers (5 MB at 640x360) on its first frame: an NVR that records only
+    the main stream never pays for the substream; its first client gets a picture at once."""
+    v = service.video
+    assert v.sub_access_units == 0  # frames went out on the main stream only
+    url = service.url().replace("/cam", "/cam_sub")
+    t0 = time.monotonic()
+    r = run(["ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-show_streams", "-of", "json", url], timeout=20)
+    assert r.returncode == 0, r.stderr.decode()[-500:]
+    assert [(s["width"], s["height"]) for s in json.loads(r.stdout)["streams"]] == [(W // 2, H // 2)]
+    assert time.monotonic() - t0 < 10
+    assert v.sub_access_units > 0
+
+
 def test_credentials_rotation_switches_rtsp_at_once(service):
     old = service.ctx.credentials.get()
     new = service.call(service.ctx.credentials.rotate)

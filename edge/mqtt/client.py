@@ -4,6 +4,7 @@ broker config (``[mqtt]``), TLS, credentials, and the helpers every MQTT loop ne
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from typing import Any, Callable
 
@@ -37,7 +38,8 @@ def tls_context(cfg: MqttConfig) -> ssl.SSLContext | None:
     return ctx
 
 
-def take_messages(client: aiomqtt.Client, handler: Callable[[Any], object]) -> Callable[[int, int], object]:
+def take_messages(client: aiomqtt.Client, handler: Callable[[Any], object], *,
+                  quickack: bool = False) -> Callable[[int, int], object]:
     """Receive ``client``'s messages as paho delivers them (``handler(paho MQTTMessage)``, on
     the loop, inside the socket read: no task and no loop iteration per message) and
     acknowledge QoS 1/2 messages only when told: returns ``ack(mid, qos)``.
@@ -47,12 +49,26 @@ def take_messages(client: aiomqtt.Client, handler: Callable[[Any], object]) -> C
     ``manual_ack`` (paho-mqtt >= 2.0) and ``on_message`` on the paho client aiomqtt wraps.
     Call it before connecting: a persistent session's backlog arrives right after CONNACK.
     ``async for`` on ``client.messages`` then only waits for the disconnect.
+
+    ``quickack``: the TCP acknowledgement of each message leaves at once (``TCP_QUICKACK``).
+    Our PUBACK waits for a commit, so the kernel would hold the TCP ACK back (delayed ACK, up
+    to 40 ms), and a broker with Nagle's algorithm on (Mosquitto's default: ``set_tcp_nodelay
+    false``) holds the next message until that ACK arrives: a door message 10 ms after
+    another waited 6 ms (p50) to 32 ms (p99) here. For the lane whose latency matters.
     """
     paho = client._client  # noqa: SLF001 - see above
     paho.manual_ack_set(True)
+    ack_now = quickack and hasattr(socket, "TCP_QUICKACK")
 
     def on_message(_client: Any, _userdata: Any, message: Any) -> None:
         handler(message)
+        if ack_now:
+            sock = paho._sock  # noqa: SLF001
+            if sock is not None:
+                try:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+                except OSError:
+                    pass
 
     paho.on_message = on_message
     return paho.ack

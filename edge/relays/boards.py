@@ -16,14 +16,16 @@ of each of its channels on it, and what it holds from the platform until ``detac
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from hw.modbus import LineSpec, ModbusLine, ModbusLines
 from hw.platform import Platform
 from hw.relays.base import RelayBoard
 from hw.relays.gpio import GpioBoard, GpioChannel
-from hw.relays.modbus import ModbusBoard
 from hw.relays.profiles import get_profile
-from hw.relays.sim import SimBoard, SimServer
+
+if TYPE_CHECKING:  # imported by the boards that use them (pymodbus: ~1.5 MB a GPIO-only config never loads)
+    from hw.relays.sim import SimServer
 
 from ..interfaces import relay_board_line
 from .config import BoardConfig, ChannelConfig
@@ -84,6 +86,8 @@ class ModbusWiring(Wiring):
     """A board on a Modbus line from the platform's registry of lines."""
 
     def __init__(self, name: str, cfg: BoardConfig, channels: dict[str, ChannelConfig], platform: Platform):
+        from hw.relays.modbus import ModbusBoard
+
         super().__init__(name, cfg, channels, platform)
         assert cfg.profile is not None
         self.lines: ModbusLines = platform.modbus
@@ -133,6 +137,8 @@ class SimulatedWiring(ModbusWiring):
     """The demo's board: its line is made once its server listens (the port may be 0: any)."""
 
     def __init__(self, name: str, cfg: BoardConfig, channels: dict[str, ChannelConfig], platform: Platform):
+        from hw.relays.sim import SimBoard, SimServer
+
         assert cfg.profile is not None
         self.sim = SimServer({cfg.device_id: SimBoard(get_profile(cfg.profile), cfg.channel_count)},
                              host=cfg.host or "127.0.0.1", port=cfg.port or 0, framing=cfg.framing)

@@ -27,11 +27,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Coroutine
+from typing import TYPE_CHECKING, Any, Coroutine
 
 from hw.modbus import ModbusLines
 from hw.relays.base import BoardError
-from hw.relays.sim import SimServer
 
 from ..bus import Alarm, RelayChanged
 from ..component import Component, Health
@@ -43,6 +42,9 @@ from .boards import Wiring, build_board
 from .channel import CONFIRM_SLACK_S, Channel, onoff
 from .config import MAX_PULSE_MS, RelaysConfig
 from .monitor import BoardMonitor
+
+if TYPE_CHECKING:
+    from hw.relays.sim import SimServer
 
 log = logging.getLogger("edge.relays")
 

@@ -79,6 +79,7 @@ class SensorsComponent(Component):
                                        ready=self.ingest.connected_event if self.ingest is not None else None,
                                        bank=ctx.platform.modbus.bank)
         self._events_in = ctx.metrics.events_in
+        self._counters: dict[str, Any] = {}
         ctx.registry.provide(SENSORS, self)
         if not ctx.web.frozen:  # once per service: a sensors component rebuilt live keeps the route
             from .api import add_routes
@@ -87,7 +88,10 @@ class SensorsComponent(Component):
 
     # what other components use
     def feed(self, reading: SensorReading) -> None:
-        self._events_in.labels(reading.source.split(":", 1)[0] or "unknown").inc()
+        counter = self._counters.get(reading.source)
+        if counter is None:  # one labelled child per source (labels() takes a lock and builds a key)
+            counter = self._counters[reading.source] = self._events_in.labels(reading.source.split(":", 1)[0] or "unknown")
+        counter.inc()
         self.tracker.feed(reading)
         self.availability.seen(reading)
 

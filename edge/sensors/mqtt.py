@@ -23,9 +23,14 @@ import aiomqtt
 from ..backoff import Backoff
 from ..mqtt.client import make_client, raise_if_cancelling, take_messages, tls_context
 from ..mqtt.config import MqttConfig
+from ..mqtt.reader import read_in_batches
 from .acks import AckQueue, Deliveries
 
 log = logging.getLogger("edge.mqtt")
+
+# MQTT packets handled per turn of the loop on one connection (edge.mqtt.reader): ~1.5 ms of
+# readings at most before the other lane's socket is read
+BATCH_PACKETS = 32
 
 
 class MqttIngest:
@@ -34,8 +39,9 @@ class MqttIngest:
     or None without one)."""
 
     def __init__(self, cfg: MqttConfig, identifier: str, filters: list[str], on_message: Callable[[str, bytes], object],
-                 store: Callable[[], Any] = lambda: None):
+                 store: Callable[[], Any] = lambda: None, *, quickack: bool = False):
         self.cfg = cfg
+        self.quickack = quickack
         self.identifier = identifier
         self.filters = filters
         self.on_message = on_message
@@ -79,9 +85,10 @@ class MqttIngest:
             began = time.monotonic()
             try:
                 client = make_client(self.cfg, self.identifier, clean_session=False, ssl_ctx=self._ssl, password=self._password)
+                read_in_batches(client, BATCH_PACKETS)
                 # acks owed from the first message: a persistent session's backlog arrives with
                 # the CONNACK, before the connect returns
-                self.acks.connected(take_messages(client, self._deliver))
+                self.acks.connected(take_messages(client, self._deliver, quickack=self.quickack))
                 async with client:
                     raise_if_cancelling()
                     if self.filters:
@@ -126,7 +133,7 @@ class IngestLanes:
             filters = router.filters_for(lane)
             if filters:
                 handler = (lambda topic, payload, _lane=lane: router.handle(topic, payload, lane=_lane))
-                self.lanes.append(MqttIngest(cfg, f"{base_id}-{suffix}", filters, handler, store))
+                self.lanes.append(MqttIngest(cfg, f"{base_id}-{suffix}", filters, handler, store, quickack=lane == "fast"))
         self.connected_event = asyncio.Event()
 
     @property

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 from . import writer as w
 from .aggregates import FLUSH_S, HourlyAggregates, numeric_fields
 from .ops import (AUDIT, CHECKPOINT, CLOSE, EVENT, FLUSH, GROUP, META_GET, META_SET, OUTBOX_ACK, OUTBOX_PEEK, OUTBOX_PUT,
-                  PRUNE, SEEN_KEYS, STATE, Member, Op, OutboxMessage)
+                  PRUNE, SEEN_KEYS, STATE, URGENT, Member, Op, OutboxMessage)
 from .retention import Pruner
 from .writer import StoreClosed
 
@@ -50,8 +50,8 @@ class StoreStats:
     rows_pruned: int = 0
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+# one encoder for every record (json.dumps with options builds a new one per call)
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 class Store:
@@ -73,6 +73,7 @@ class Store:
         self.pruner.outbox_max_messages = outbox_max_messages
         self.aggregates = HourlyAggregates(self.aggregate_kinds, aggregate_flush_s)
         self.q: queue.SimpleQueue[Op] = queue.SimpleQueue()
+        self._wake = threading.Event()  # the writer's: an op that cannot wait for its batch's deadline
         self._give_up = threading.Event()
         self._writer: w.Writer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -112,7 +113,8 @@ class Store:
         self.aggregates = HourlyAggregates(self.aggregate_kinds, self.aggregates.flush_s)  # recovered at open
         wr = w.Writer(self.path, loop, self.q, self.batch_s, self.pruner, self.aggregates, self._give_up,
                       on_settled=self._settled, on_state=self.refresh,
-                      on_batch=self._batch_done if self._on_batch else None, on_dead=self._writer_died)
+                      on_batch=self._batch_done if self._on_batch else None, on_dead=self._writer_died,
+                      wake=self._wake)
         self._writer = wr
         wr.start()
         try:
@@ -233,6 +235,12 @@ class Store:
         self.submitted += 1
         op.seq = self.submitted
         self.q.put(op)
+        wr = self._writer
+        # the writer takes ops in bulk at its batch's deadline; wake it only for one that
+        # cannot wait that long (an idle writer wakes on the queue itself)
+        if (wr is not None and not self._wake.is_set()
+                and (op.code in URGENT or op.t + (self.batch_s if op.window is None else op.window) < wr.deadline)):
+            self._wake.set()
         return op.seq
 
     def _submit(self, code: int, args: tuple[Any, ...], window: float | None = None) -> asyncio.Future[Any]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import queue
 import sqlite3
 import threading
@@ -93,7 +94,7 @@ class Writer:
                  pruner: Pruner, aggregates: HourlyAggregates, give_up: threading.Event, *,
                  on_settled: Callable[[Results, int], None], on_state: Callable[[], None],
                  on_batch: Callable[["Writer"], None] | None = None,
-                 on_dead: Callable[[BaseException], None] | None = None):
+                 on_dead: Callable[[BaseException], None] | None = None, wake: threading.Event | None = None):
         self.path = path
         self.loop = loop
         self.q = q
@@ -105,6 +106,10 @@ class Writer:
         self.on_state = on_state
         self.on_batch = on_batch
         self.on_dead = on_dead
+        # set by the store for an op that cannot wait until ``deadline`` (urgent, or due
+        # sooner): the writer takes ops as they come without waking for each one
+        self.wake = wake if wake is not None else threading.Event()
+        self.deadline = math.inf  # when the batch being collected commits (inf: none)
         self.conn: sqlite3.Connection | None = None
         self.thread = threading.Thread(target=self._main, name="edge-store-writer", daemon=True)
         self.ready: asyncio.Future[bool] = loop.create_future()  # the first open attempt: opened or not
@@ -232,6 +237,10 @@ class Writer:
             self._call_loop(self.on_settled, [(f, None, exc) for f in futures_of(batch)], batch[-1].seq)
 
     def _collect(self) -> list[Op]:
+        """The next batch: the first op, then what comes until the earliest deadline of the
+        ops taken (an urgent op, or MAX_BATCH, closes it at once). Ops that come meanwhile
+        are taken in bulk at the deadline, or when the store wakes the writer for one that
+        cannot wait that long: waking for each op cost a thread switch per reading."""
         q = self.q
         wait = min(self.pruner.seconds_until_due(), self.aggregates.seconds_until_due(), 1.0)
         try:
@@ -244,17 +253,30 @@ class Writer:
         # The batch commits at the earliest deadline of the ops it holds: an urgent op (alarm,
         # state, audit: the 50 ms window) takes waiting telemetry along with it.
         deadline = first.t + (self.batch_s if first.window is None else first.window)
-        while len(batch) < MAX_BATCH:
-            remaining = deadline - time.monotonic()
-            try:
-                op = q.get(timeout=remaining) if remaining > 0 else q.get_nowait()
-            except queue.Empty:
-                break
-            batch.append(op)
-            deadline = min(deadline, op.t + (self.batch_s if op.window is None else op.window))
-            if op.code in URGENT:
-                return self._drain(batch)
-        return batch
+        wake = self.wake
+        try:
+            while True:
+                wake.clear()  # before taking: a wake for an op put after this is not lost
+                while len(batch) < MAX_BATCH:
+                    try:
+                        op = q.get_nowait()
+                    except queue.Empty:
+                        break
+                    batch.append(op)
+                    if op.code in URGENT:
+                        return self._drain(batch)
+                    due = op.t + (self.batch_s if op.window is None else op.window)
+                    if due < deadline:
+                        deadline = due
+                if len(batch) >= MAX_BATCH:
+                    return batch
+                self.deadline = deadline
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return batch
+                wake.wait(remaining)
+        finally:
+            self.deadline = math.inf
 
     def _drain(self, batch: list[Op]) -> list[Op]:
         """Add what is already queued, without waiting (up to MAX_BATCH)."""

@@ -71,7 +71,7 @@ class Producer:
     def _loop(self) -> None:
         next_tick = time.monotonic()
         repeat_at: float | None = None
-        last_img: Image.Image | None = None
+        last_img: Image.Image | None = None  # kept only until its repeat is sent
         last_frame = 0.0
         while True:
             with self._cond:
@@ -88,6 +88,7 @@ class Producer:
             if not reasons and repeat_at is not None and now >= repeat_at and last_img is not None and now < next_tick:
                 repeat_at = None
                 self._push(last_img, False)
+                last_img = None
                 continue
             if reasons and now - last_frame < MIN_GAP_S:
                 time.sleep(MIN_GAP_S - (now - last_frame))
@@ -96,9 +97,11 @@ class Producer:
             self.render_s = time.perf_counter() - t0
             key = bool(reasons & KEYFRAME_REASONS)
             self._push(img, key)
-            last_img = img
             last_frame = time.monotonic()
             repeat_at = last_frame + self.repeat_s if reasons else None
+            # an idle frame is not repeated: nothing holds the picture until the next one
+            last_img = img if repeat_at is not None else None
+            img = None
             next_tick = last_frame + self.period
 
     def _push(self, img: Image.Image, key: bool) -> None:

@@ -231,6 +231,11 @@ class RtspServer:
         self.on_keyframe_needed("client PLAY")
 
     # ---- data (any thread) ----------------------------------------------------------
+    def watched(self, stream: str) -> bool:
+        """Whether a media of ``stream`` exists (a client has asked for it and it is prepared)."""
+        with self._lock:
+            return any(f.stream == stream for f in self._feeds)
+
     def push_au(self, data: bytes, is_key: bool, stream: str = "main") -> None:
         with self._lock:
             feeds = [f for f in self._feeds if f.stream == stream]

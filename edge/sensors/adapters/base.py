@@ -52,6 +52,10 @@ def _reject_constant(name: str) -> Any:
     raise BadPayload(f"non-finite number {name} in JSON", "parse")
 
 
+# one decoder for every payload (json.loads with an option builds a new one per call)
+_decode = json.JSONDecoder(parse_constant=_reject_constant).decode
+
+
 def parse_json(raw: bytes, max_bytes: int = 65536) -> Any:
     """Bytes -> JSON value, refusing oversized, non-UTF-8, NaN/Infinity, huge and deep input."""
     if len(raw) > max_bytes:
@@ -61,14 +65,15 @@ def parse_json(raw: bytes, max_bytes: int = 65536) -> Any:
     except UnicodeDecodeError as exc:
         raise BadPayload(f"not UTF-8 text (byte {exc.start})", "parse") from None
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = _decode(text)
     except BadPayload:
         raise
     except RecursionError:
         raise BadPayload("JSON nested too deep", "parse") from None
     except ValueError as exc:  # JSONDecodeError, int too long
         raise BadPayload(f"not JSON: {str(exc)[:80]}", "parse") from None
-    if _depth(data) > MAX_JSON_DEPTH:
+    # nesting needs an opening bracket per level: with few of them, no need to walk the value
+    if raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH and _depth(data) > MAX_JSON_DEPTH:
         raise BadPayload(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", "parse")
     return data
 
