@@ -60,18 +60,21 @@ class StateTracker:
                 log.warning("sensor %s: a change %.0f s old (over its max_age_s): recorded, acts on nothing",
                             sensor, reading.age_s)
         ev: SensorChanged | None = None
-        self.bus.publish(reading)
         if changed:
             new = {**prev, **reading.fields}
             self.states[sensor] = new
             self.changes += 1
             ev = SensorChanged(sensor, new, changed, prev, reading.ts, reading.age_s, reading.stale)
-            self.bus.publish(ev)
+            # the listeners (the rules) first: the relay command they start is then ahead of
+            # every bus subscriber's wake-up in the loop's queue (uplink, dashboard, console...)
             for listener in self.listeners:
                 try:
                     listener(ev)
                 except Exception:  # noqa: BLE001 - a listener's bug must not stop the ingest
                     log.exception("sensor change listener failed for %s", ev.sensor)
+        self.bus.publish(reading)
+        if ev is not None:
+            self.bus.publish(ev)
         if not late:
             self.updated[sensor] = reading.ts
         store = self._store()
