@@ -17,7 +17,6 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-import tomlkit
 from pydantic import ValidationError
 
 
@@ -189,6 +188,8 @@ def write_value(path: str | Path, key_path: str, value: Any) -> None:
     either the old or the new file, never half of one.
     """
     p = Path(path)
+    import tomlkit  # only when writing: ~0.8 MB the running service does not need otherwise
+
     doc = tomlkit.parse(p.read_text(encoding="utf-8"))
     parts = key_path.split(".")
     table: Any = doc

@@ -11,8 +11,6 @@ import time
 from importlib import resources
 from typing import Any
 
-import aiohttp_jinja2
-import jinja2
 from aiohttp import web
 
 from .. import __version__
@@ -59,10 +57,7 @@ class ConsoleComponent(Component):
             ctype = STATIC_TYPES[name[name.rindex("."):]]
             self._static[name] = (raw, gzip.compress(raw, 9), ctype)
         app = ctx.web
-        self.env = aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("edge.console", "templates"), autoescape=True,
-                                        trim_blocks=True, lstrip_blocks=True)
-        self.env.filters["age"] = age_words
-        self.env.filters["clock"] = clock
+        self._env: Any = None
         app.middlewares.insert(0, sess.make_middleware(self.sessions, is_page, is_public))
         app.on_shutdown.append(self._close_streams)
         app.router.add_get("/static/{name}", self._serve_static)
@@ -70,6 +65,20 @@ class ConsoleComponent(Component):
         ctx.credentials.listeners.append(self._on_credentials)
 
     # ---- what the pages share ---------------------------------------------------------
+    @property
+    def env(self) -> Any:
+        """The Jinja2 templates, loaded at the first page: a service nobody browses does not
+        carry Jinja2 and the compiled templates (~2-3 MB)."""
+        if self._env is None:
+            import jinja2
+
+            env = jinja2.Environment(loader=jinja2.PackageLoader("edge.console", "templates"), autoescape=True,
+                                     trim_blocks=True, lstrip_blocks=True)
+            env.filters["age"] = age_words
+            env.filters["clock"] = clock
+            self._env = env
+        return self._env
+
     def page(self, request: web.Request, template: str, values: dict[str, Any], status: int = 200) -> web.Response:
         t0 = time.perf_counter()
         s: sess.Session | None = request.get(sess.SESSION)
@@ -78,7 +87,8 @@ class ConsoleComponent(Component):
             s.flash.clear()
         base = {"site": self.ctx.config.site, "nav": NAV, "path": request.path, "csrf": s.csrf if s else "",
                 "user": s.user if s else "", "flash": flash, "version": __version__}
-        resp = aiohttp_jinja2.render_template(template, request, {**base, **values}, status=status)
+        resp = web.Response(text=self.env.get_template(template).render({**base, **values}), status=status,
+                            content_type="text/html")
         resp.headers["Cache-Control"] = "no-store"
         resp.headers["X-Frame-Options"] = "DENY"
         resp.headers["Referrer-Policy"] = "same-origin"

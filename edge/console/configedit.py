@@ -13,16 +13,23 @@ import logging
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
-
-import tomlkit
-from tomlkit.items import AoT, InlineTable, Table
+from typing import TYPE_CHECKING, Any, Callable
 
 from .. import config as config_mod
 from ..interfaces import Applied
 from ..section import Loc, format_loc
 
+if TYPE_CHECKING:
+    from tomlkit.items import AoT, InlineTable
+
 log = logging.getLogger("edge.console")
+
+
+def toml_kit() -> Any:
+    """tomlkit, imported at the first edit: the service runs without it (~0.8 MB) until then."""
+    import tomlkit
+
+    return tomlkit
 
 
 class FieldError(ValueError):
@@ -65,12 +72,12 @@ async def save(console: Any, mutate: Callable[[Any], None], prefix: Loc,
     async with console.edit_lock:
         try:
             path = config_path(console)
-            doc = tomlkit.parse(path.read_text(encoding="utf-8"))
+            doc = toml_kit().parse(path.read_text(encoding="utf-8"))
             mutate(doc)
         except FieldError as exc:
             (out.errors.__setitem__(exc.field, str(exc)) if exc.field else out.general.append(str(exc)))
             return out
-        new_text = tomlkit.dumps(doc)
+        new_text = toml_kit().dumps(doc)
         try:
             cfg = config_mod.loads(new_text, source=str(path))
         except config_mod.ConfigError as exc:
@@ -179,7 +186,7 @@ def _plain(v: Any) -> Any:
 
 
 def inline(values: dict[str, Any]) -> InlineTable:
-    t = tomlkit.inline_table()
+    t = toml_kit().inline_table()
     for k, v in values.items():
         if v is not None and v != "":
             t[k] = v
@@ -192,7 +199,8 @@ def set_inline(table: Any, key: str, values: dict[str, Any] | None) -> None:
         if key in table:
             del table[key]
         return
-    if key in table and isinstance(table[key], (InlineTable, Table)):
+    items = toml_kit().items
+    if key in table and isinstance(table[key], (items.InlineTable, items.Table)):
         sub = table[key]
         for k in [k for k in sub if k not in values or values[k] in (None, "")]:
             del sub[k]
@@ -204,8 +212,8 @@ def set_inline(table: Any, key: str, values: dict[str, Any] | None) -> None:
 
 def array_of_tables(doc: Any, key: str) -> AoT:
     if key not in doc:
-        doc.append(key, tomlkit.aot())
+        doc.append(key, toml_kit().aot())
     aot = doc[key]
-    if not isinstance(aot, AoT):
+    if not isinstance(aot, toml_kit().items.AoT):
         raise FieldError("", f"{key} is not written as [[{key}]] tables here; edit the file by hand")
     return aot

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import tomlkit
 from aiohttp import web
 from pydantic import ValidationError
 
@@ -98,7 +97,7 @@ def mutate_rule(form: Any, table: Any) -> None:
             for k, v in new.items():
                 ce.set_key(item, k, v)
     else:
-        arr = tomlkit.array()
+        arr = ce.toml_kit().array()
         for a in actions:
             arr.append(ce.inline(a))
         if actions:
@@ -198,7 +197,7 @@ def add_routes(router: web.UrlDispatcher, console: Any) -> None:
         n = len(console.ctx.config.rules)
 
         def mutate(doc: Any) -> None:
-            table = tomlkit.table()
+            table = ce.toml_kit().table()
             mutate_rule(form, table)
             ce.array_of_tables(doc, "rules").append(table)
 
