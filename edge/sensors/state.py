@@ -36,8 +36,8 @@ class StateTracker:
         self.record_readings = record_readings
         self.readings = 0
         self.changes = 0
-        # called with each SensorChanged right after it is published (the rules: the relay is
-        # driven from here, with no loop iteration in between)
+        # called with each SensorChanged before it is published on the bus (the rules: the
+        # relay command they start is queued ahead of every subscriber's wake-up)
         self.listeners: list[Callable[[SensorChanged], None]] = []
 
     def feed(self, reading: SensorReading) -> SensorChanged | None:
